@@ -1,0 +1,47 @@
+/**
+ * The `amp` program: commander with one subcommand per file. Only commands
+ * that work are registered.
+ *
+ * Errors: commander's own (unknown option …) and {@linkcode UsageError}s print
+ * one line and exit 2; anything else is a bug and prints its stack.
+ *
+ * @module
+ */
+
+import { Command, CommanderError } from "commander";
+import { VERSION } from "../version.ts";
+import { makeScanCommand } from "./scan_command.ts";
+import { UsageError } from "./usage_error.ts";
+
+/** Builds the `amp` command with its subcommands. */
+export function makeCli(): Command {
+  const program = new Command("amp")
+    .description(
+      "amp — open Linux endpoint protection: scans files with ClamAV (libclamav),\n" +
+        "SHA-256 block and allow lists, and keeps events in /var/lib/amp/events.db.",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help for a command")
+    .showHelpAfterError("(amp --help lists the commands; amp <command> --help explains one)")
+    .exitOverride();
+  program.addCommand(makeScanCommand().exitOverride());
+  return program;
+}
+
+/** Runs the CLI on `args` and exits with the right code. */
+export async function runCli(args: string[]): Promise<void> {
+  const program = makeCli();
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; commander already printed its message.
+      Deno.exit(error.exitCode === 0 ? 0 : 2);
+    }
+    if (error instanceof UsageError) {
+      console.error(`amp: ${error.message}`);
+      Deno.exit(error.exitCode);
+    }
+    throw error;
+  }
+}

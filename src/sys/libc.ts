@@ -1,0 +1,147 @@
+/**
+ * Typed wrappers over the libc calls of `ffi/libc.ts`: byte paths in, numbers
+ * and {@linkcode FileStat}s out, {@linkcode SysError} on failure. These are
+ * ordinary (blocking) calls on the JS thread, so errno is read right after
+ * each one. The library is opened on first use.
+ *
+ * @module
+ */
+
+import {
+  AT,
+  LIBC_NAME,
+  LIBC_SYMBOLS,
+  S_IF,
+  SEEK_SET,
+  STAT_AARCH64,
+  STAT_X86_64,
+} from "../../ffi/libc.ts";
+import { type BytePath, cPath, escapePath } from "./byte_path.ts";
+import { SysError } from "./sys_error.ts";
+
+/** What amp reads from `struct stat`. */
+export interface FileStat {
+  dev: bigint;
+  ino: bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+
+let libc: Libc | undefined;
+const STAT = Deno.build.arch === "aarch64" ? STAT_AARCH64 : STAT_X86_64;
+const statBuf = new Uint8Array(STAT.size);
+const statView = new DataView(statBuf.buffer);
+
+function lib(): Libc {
+  if (!libc) libc = Deno.dlopen(LIBC_NAME, LIBC_SYMBOLS).symbols;
+  return libc;
+}
+
+/** The calling thread's errno. Read it straight after a failing call. */
+export function errno(): number {
+  const p = lib().__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+}
+
+/** The C library's description of an errno. */
+export function strerror(code: number): string {
+  const p = lib().strerror(code);
+  return p ? Deno.UnsafePointerView.getCString(p) : `errno ${code}`;
+}
+
+function fail(syscall: string, path?: BytePath): never {
+  const e = errno();
+  throw new SysError(syscall, e, path ? escapePath(path) : undefined, strerror(e));
+}
+
+/**
+ * Opens `path` relative to the directory `dirfd` (or {@linkcode AT}.FDCWD) and
+ * returns the new descriptor, which the caller owns and must close.
+ */
+export function openat(dirfd: number, path: BytePath, flags: number, mode = 0): number {
+  const fd = lib().openat(dirfd, cPath(path), flags, mode);
+  if (fd < 0) fail("openat", path);
+  return fd;
+}
+
+/** Closes a descriptor; errors are ignored (the descriptor is gone either way). */
+export function close(fd: number): void {
+  lib().close(fd);
+}
+
+function decodeStat(): FileStat {
+  const v = statView;
+  return {
+    dev: v.getBigUint64(STAT.st_dev, true),
+    ino: v.getBigUint64(STAT.st_ino, true),
+    mode: v.getUint32(STAT.st_mode, true),
+    nlink: Deno.build.arch === "aarch64"
+      ? v.getUint32(STAT.st_nlink, true)
+      : Number(v.getBigUint64(STAT.st_nlink, true)),
+    uid: v.getUint32(STAT.st_uid, true),
+    gid: v.getUint32(STAT.st_gid, true),
+    size: Number(v.getBigInt64(STAT.st_size, true)),
+    mtimeNs: v.getBigInt64(STAT.st_mtim, true) * 1_000_000_000n +
+      v.getBigInt64(STAT.st_mtim + 8, true),
+    ctimeNs: v.getBigInt64(STAT.st_ctim, true) * 1_000_000_000n +
+      v.getBigInt64(STAT.st_ctim + 8, true),
+  };
+}
+
+/** `fstat(2)` of an open descriptor. */
+export function fstat(fd: number): FileStat {
+  if (lib().fstat(fd, statBuf) !== 0) fail("fstat");
+  return decodeStat();
+}
+
+/** `fstatat(2)`; `flags` may hold `AT.SYMLINK_NOFOLLOW`. */
+export function fstatat(dirfd: number, path: BytePath, flags = 0): FileStat {
+  if (lib().fstatat(dirfd, cPath(path), statBuf, flags) !== 0) fail("fstatat", path);
+  return decodeStat();
+}
+
+/** `getdents64(2)`: fills `buf` with directory records, returns bytes used (0 at the end). */
+export function getdents64(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  const n = Number(lib().getdents64(fd, buf, BigInt(buf.length)));
+  if (n < 0) fail("getdents64");
+  return n;
+}
+
+/** `pread(2)` into `buf` at `offset`; returns bytes read. */
+export function pread(fd: number, buf: Uint8Array<ArrayBuffer>, offset: number): number {
+  const n = Number(lib().pread(fd, buf, BigInt(buf.length), BigInt(offset)));
+  if (n < 0) fail("pread");
+  return n;
+}
+
+/** Moves a descriptor's offset back to the start. */
+export function rewind(fd: number): void {
+  if (lib().lseek(fd, 0n, SEEK_SET) < 0n) fail("lseek");
+}
+
+/** `readlink(2)`: the target of a symbolic link, as bytes. */
+export function readlink(path: BytePath): BytePath {
+  const buf = new Uint8Array(4096);
+  const n = Number(lib().readlink(cPath(path), buf, BigInt(buf.length)));
+  if (n < 0) fail("readlink", path);
+  return buf.slice(0, n);
+}
+
+/** Frees memory that a C library allocated with malloc. */
+export function free(pointer: Deno.PointerValue): void {
+  if (pointer) lib().free(pointer);
+}
+
+/** The file type bits of a mode, as one of `S_IF`'s values. */
+export function fileType(mode: number): number {
+  return mode & S_IF.MT;
+}
+
+export { AT };
