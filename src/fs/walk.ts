@@ -43,6 +43,16 @@ export type WalkItem =
 
 type WalkProblem = Exclude<WalkItem, { kind: "file" }>;
 
+/**
+ * A root reported under one path but opened through another: a deleted
+ * program's file is opened through `/proc/PID/exe` and reported (and matched
+ * against exclusions) as the path it had.
+ */
+export interface AliasedRoot {
+  path: BytePath;
+  open: BytePath;
+}
+
 /** Options of {@linkcode walk}. */
 export interface WalkOptions {
   /** Says why a path is excluded (its description), or undefined to keep it. */
@@ -85,12 +95,17 @@ interface Frame {
  * }
  * ```
  */
-export function* walk(roots: BytePath[], options: WalkOptions = {}): Generator<WalkItem> {
+export function* walk(
+  roots: Array<BytePath | AliasedRoot>,
+  options: WalkOptions = {},
+): Generator<WalkItem> {
   const visited = new Set<string>();
   const maxDepth = options.maxDepth ?? 512;
   const stack: Frame[] = [];
   try {
-    for (const root of roots) {
+    for (const entry of roots) {
+      const root = entry instanceof Uint8Array ? entry : entry.path;
+      const open = entry instanceof Uint8Array ? entry : entry.open;
       const excluded = options.exclude?.(root);
       if (excluded) {
         yield { kind: "skipped", path: root, reason: "excluded", detail: excluded };
@@ -98,14 +113,14 @@ export function* walk(roots: BytePath[], options: WalkOptions = {}): Generator<W
       }
       let stat: FileStat;
       try {
-        stat = fstatat(AT.FDCWD, root, 0);
+        stat = fstatat(AT.FDCWD, open, 0);
       } catch (error) {
         yield errorItem(root, error);
         continue;
       }
       const type = fileType(stat.mode);
       if (type === S_IF.REG) {
-        yield* openFile(AT.FDCWD, root, root, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC);
+        yield* openFile(AT.FDCWD, open, root, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC);
         continue;
       }
       if (type !== S_IF.DIR) {
@@ -117,7 +132,7 @@ export function* walk(roots: BytePath[], options: WalkOptions = {}): Generator<W
         yield { kind: "skipped", path: root, reason: "other-filesystem", detail: skip };
         continue;
       }
-      const frame = enterDir(AT.FDCWD, root, root, O.RDONLY | O.DIRECTORY | O.CLOEXEC, visited);
+      const frame = enterDir(AT.FDCWD, open, root, O.RDONLY | O.DIRECTORY | O.CLOEXEC, visited);
       if (frame === null) continue;
       if ("kind" in frame) {
         yield frame;

@@ -15,14 +15,14 @@
  * @module
  */
 
-import type { WalkOptions } from "../fs/walk.ts";
+import type { AliasedRoot, WalkOptions } from "../fs/walk.ts";
 import { fsTypeByDev, type Mount, readMounts, skipFsType } from "../fs/mounts.ts";
 import { type BytePath, bytePath, latin1 } from "../sys/byte_path.ts";
 import { AT, fstatat, readlink } from "../sys/libc.ts";
 
 /** Roots to walk and how. */
 export interface ScanTargets {
-  roots: BytePath[];
+  roots: Array<BytePath | AliasedRoot>;
   walk: Pick<WalkOptions, "oneFileSystem" | "skipDevice">;
 }
 
@@ -95,12 +95,12 @@ export function fullTargets(root = "/"): ScanTargets {
 /** Targets of a flash scan. */
 export function flashTargets(root = "/"): ScanTargets {
   const seen = new Set<string>();
-  const roots: BytePath[] = [];
-  const add = (path: BytePath) => {
-    const key = latin1(path);
+  const roots: Array<BytePath | AliasedRoot> = [];
+  const add = (root: BytePath | AliasedRoot) => {
+    const key = latin1(root instanceof Uint8Array ? root : root.path);
     if (seen.has(key)) return;
     seen.add(key);
-    roots.push(path);
+    roots.push(root);
   };
   for (const { exe, mapped } of runningProcesses()) {
     if (exe) add(exe);
@@ -121,18 +121,23 @@ function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
 }
 
 /**
- * The executable of each running process (its own path, or `/proc/PID/exe`
- * when the file was deleted) and the files it maps, as bytes.
+ * The executable of each running process (its path; for a deleted file, the
+ * path the kernel shows, "… (deleted)", opened through `/proc/PID/exe`) and
+ * the files it maps, as bytes.
  */
-export function runningProcesses(): Array<{ pid: number; exe?: BytePath; mapped: BytePath[] }> {
-  const out: Array<{ pid: number; exe?: BytePath; mapped: BytePath[] }> = [];
+export function runningProcesses(): Array<
+  { pid: number; exe?: BytePath | AliasedRoot; mapped: BytePath[] }
+> {
+  const out: Array<{ pid: number; exe?: BytePath | AliasedRoot; mapped: BytePath[] }> = [];
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
     const pid = Number(entry.name);
-    let exe: BytePath | undefined;
+    let exe: BytePath | AliasedRoot | undefined;
     try {
       const target = readlink(bytePath(`/proc/${pid}/exe`));
-      exe = endsWith(target, DELETED) ? bytePath(`/proc/${pid}/exe`) : target;
+      exe = endsWith(target, DELETED)
+        ? { path: target, open: bytePath(`/proc/${pid}/exe`) }
+        : target;
     } catch {
       continue; // kernel thread, or gone
     }
