@@ -46,4 +46,6 @@ if (code !== 1) {
   console.error(`demo: expected amp to report detections (exit 1), got exit ${code}`);
   Deno.exit(1);
 }
-console.log(`\ndemo: amp found the planted samples; events are in ${dir}/root/var/lib/amp/events.db`);
+console.log(
+  `\ndemo: amp found the planted samples; events are in ${dir}/root/var/lib/amp/events.db`,
+);

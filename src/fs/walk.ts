@@ -100,6 +100,8 @@ export function* walk(
   options: WalkOptions = {},
 ): Generator<WalkItem> {
   const visited = new Set<string>();
+  // One listing buffer for the whole walk: parseDirents copies names out.
+  const buf = new Uint8Array(DIRENT_BUFFER);
   const maxDepth = options.maxDepth ?? 512;
   const stack: Frame[] = [];
   try {
@@ -132,7 +134,14 @@ export function* walk(
         yield { kind: "skipped", path: root, reason: "other-filesystem", detail: skip };
         continue;
       }
-      const frame = enterDir(AT.FDCWD, open, root, O.RDONLY | O.DIRECTORY | O.CLOEXEC, visited);
+      const frame = enterDir(
+        AT.FDCWD,
+        open,
+        root,
+        O.RDONLY | O.DIRECTORY | O.CLOEXEC,
+        visited,
+        buf,
+      );
       if (frame === null) continue;
       if ("kind" in frame) {
         yield frame;
@@ -170,7 +179,7 @@ export function* walk(
             yield { kind: "error", path, error: `Directory nesting deeper than ${maxDepth}` };
             continue;
           }
-          const child = enterDir(top.fd, entry.name, path, DIR_FLAGS, visited);
+          const child = enterDir(top.fd, entry.name, path, DIR_FLAGS, visited, buf);
           if (child === null) continue;
           if ("kind" in child) {
             yield child;
@@ -234,6 +243,7 @@ function enterDir(
   path: BytePath,
   flags: number,
   visited: Set<string>,
+  buf: Uint8Array<ArrayBuffer>,
 ): Frame | WalkProblem | null {
   let fd: number;
   try {
@@ -253,7 +263,6 @@ function enterDir(
     }
     visited.add(key);
     const entries: Dirent[] = [];
-    const buf = new Uint8Array(DIRENT_BUFFER);
     for (let n = getdents64(fd, buf); n > 0; n = getdents64(fd, buf)) {
       for (const e of parseDirents(buf, n)) entries.push(e);
     }
