@@ -216,6 +216,9 @@ Deno.test("amp scan reports an unreadable file as an error and goes on (exit 1 w
   await withWorld(async (w) => {
     await Deno.writeTextFile(`${w.samples}/secret.bin`, "private\n");
     await Deno.chmod(`${w.samples}/secret.bin`, 0o000);
+    await Deno.mkdir(`${w.samples}/locked`);
+    await Deno.writeTextFile(`${w.samples}/locked/inside.com`, eicar());
+    await Deno.chmod(`${w.samples}/locked`, 0o000);
     // Root reads everything: take away its override so the open really fails.
     const prefix = Deno.uid() === 0
       ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all", "--"]
@@ -231,6 +234,8 @@ Deno.test("amp scan reports an unreadable file as an error and goes on (exit 1 w
     ], { prefix });
     const error = report.errors.find((e) => e.path.endsWith("/secret.bin"));
     assert.match(error?.error ?? "", /EACCES/);
+    const dirError = report.errors.find((e) => e.path.endsWith("/locked"));
+    assert.match(dirError?.error ?? "", /EACCES/, "an unreadable directory is an error too");
     assert.equal(report.summary.detections, 4);
     assert.equal(code, 1);
     await Deno.remove(`${w.samples}/eicar.com`);
@@ -249,6 +254,7 @@ Deno.test("amp scan reports an unreadable file as an error and goes on (exit 1 w
       prefix,
     });
     assert.equal(only.code, 2, "errors without detections exit 2");
+    await Deno.chmod(`${w.samples}/locked`, 0o700);
   });
 });
 
@@ -451,5 +457,29 @@ Deno.test("amp scan --full --root walks the whole image", async () => {
     const { code, report } = await ampJson(["scan", "--full", "--db-dir", w.sigs, "--root", w.dir]);
     assert.equal(code, 1);
     assert.ok(report.detections.some((d) => d.path === `${w.samples}/eicar.com`));
+  });
+});
+
+Deno.test("amp scan reports an archive whose member exceeds the archive limit as skipped, not clean", async () => {
+  await withWorld(async (w) => {
+    await writePolicy(w, { scan: { maxArchiveSize: "4k" } });
+    await Deno.mkdir(`${w.dir}/bomb`);
+    await Deno.writeTextFile(`${w.dir}/bomb/padded.com`, eicar() + " ".repeat(10_000));
+    await run("zip", ["-q", "padded.zip", "padded.com"], `${w.dir}/bomb`);
+    await Deno.remove(`${w.dir}/bomb/padded.com`);
+    const { code, report } = await ampJson([
+      "scan",
+      "--custom",
+      `${w.dir}/bomb`,
+      "--db-dir",
+      w.sigs,
+      "--root",
+      w.root,
+    ]);
+    assert.equal(report.summary.files, 0, "not counted as scanned clean");
+    const skipped = report.skipped.find((s) => s.path.endsWith("/padded.zip"));
+    assert.equal(skipped?.reason, "scan-limit");
+    assert.match(skipped?.detail ?? "", /Heuristics\.Limits\.Exceeded/);
+    assert.equal(code, 0);
   });
 });

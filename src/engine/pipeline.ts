@@ -65,7 +65,7 @@ export interface PipelineOptions {
 /** Decides the verdict of one open file. */
 export class ScanPipeline {
   readonly #options: PipelineOptions;
-  readonly #bySha = new Map<string, Verdict>();
+  readonly #bySha = new Map<string, Promise<Verdict>>();
   readonly #head = new Uint8Array(SNIFF_BYTES);
 
   constructor(options: PipelineOptions) {
@@ -112,11 +112,21 @@ export class ScanPipeline {
     if (custom !== undefined) return { kind: "malicious", name: custom, engine: "hashlist" };
     const seen = this.#bySha.get(sha256);
     if (seen) return seen;
-    const scanner = await o.scanner?.();
-    if (!scanner) return { kind: "clean" };
-    const verdict = await scanner.scan(fd);
-    if (verdict.kind === "clean" || verdict.kind === "malicious") this.#bySha.set(sha256, verdict);
-    return verdict;
+    // Remember the promise at once, so identical files in flight together
+    // are scanned once; forget it unless it ends clean or malicious.
+    const pending = (async (): Promise<Verdict> => {
+      const scanner = await o.scanner?.();
+      return scanner ? await scanner.scan(fd) : { kind: "clean" };
+    })();
+    this.#bySha.set(sha256, pending);
+    try {
+      const verdict = await pending;
+      if (verdict.kind !== "clean" && verdict.kind !== "malicious") this.#bySha.delete(sha256);
+      return verdict;
+    } catch (error) {
+      this.#bySha.delete(sha256);
+      throw error;
+    }
   }
 
   #archiveFormat(fd: number): string | undefined {

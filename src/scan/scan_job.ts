@@ -56,6 +56,9 @@ export interface ScanJobResult {
   engines: string[];
 }
 
+/** libclamav's largest file size (2 GiB − 1): "no per-member limit". */
+const CLAMAV_UNLIMITED_FILESIZE = 2 ** 31 - 1;
+
 /** Default ClamAV signature directory. */
 export const DEFAULT_DB_DIR = "/var/lib/clamav";
 
@@ -268,7 +271,10 @@ async function prepareClamav(
     return { fingerprint: `no-signatures-${version}`, hasher, describe: () => undefined };
   }
   const limits = {
-    maxFileSize: policy.scan.maxArchiveSize,
+    // libclamav skips an archive member over MAX_FILESIZE silently (clean,
+    // even with the exceeds-max heuristic): give it no per-member limit and
+    // let MAX_SCANSIZE bound the work, which does raise a limit alert.
+    maxFileSize: CLAMAV_UNLIMITED_FILESIZE,
     maxScanSize: policy.scan.maxArchiveSize,
     maxRecursion: policy.scan.maxRecursion,
     maxFiles: policy.scan.maxFiles,

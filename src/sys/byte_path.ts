@@ -53,8 +53,8 @@ export function cPath(path: BytePath): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * Shows a byte path as printable text that can be copied back into a shell
- * `$'…'` string: valid UTF-8 passes through, a backslash becomes `\\`, control
+ * Shows a byte path as printable text, escaped in the manner of a shell
+ * `$'…'` string (quotes are left as they are): valid UTF-8 passes through, a backslash becomes `\\`, control
  * characters become `\n`, `\t` or `\xNN`, and bytes that are not UTF-8 become
  * `\xNN`. Plain paths come back unchanged.
  *

@@ -96,7 +96,9 @@ export async function readSignatureSet(dbDir: string): Promise<SignatureSet> {
   const parts: string[] = [openLibclamavVersion()];
   try {
     for await (const entry of Deno.readDir(dbDir)) {
-      if (!entry.isFile || !DB_EXTENSIONS.some((ext) => entry.name.endsWith(ext))) continue;
+      if (!DB_EXTENSIONS.some((ext) => entry.name.endsWith(ext))) continue;
+      // cl_load follows symbolic links, so a linked database counts (by its target).
+      if (!entry.isFile && !(entry.isSymlink && await isFile(`${dbDir}/${entry.name}`))) continue;
       files.push(entry.name);
     }
   } catch (error) {
@@ -113,6 +115,14 @@ export async function readSignatureSet(dbDir: string): Promise<SignatureSet> {
   const fingerprint = [...new Uint8Array(digest).subarray(0, 8)]
     .map((b) => b.toString(16).padStart(2, "0")).join("");
   return { dbDir, files, fingerprint };
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
 }
 
 function openLibclamavVersion(): string {
@@ -186,6 +196,9 @@ export class ClamavEngine {
   async scan(fd: number): Promise<Verdict> {
     const result = await this.#native.scanDescriptor(fd, this.#options);
     if (result.kind === "clean") return { kind: "clean", engine: "clamav" };
+    if (result.kind === "limit") {
+      return { kind: "skipped", reason: "scan-limit", detail: result.detail };
+    }
     if (result.kind === "virus") {
       if (result.virname.startsWith("Heuristics.Limits.Exceeded")) {
         return { kind: "skipped", reason: "scan-limit", detail: result.virname };

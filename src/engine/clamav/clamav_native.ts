@@ -53,6 +53,7 @@ export interface ScanOptionBits {
 export type RawScanResult =
   | { kind: "clean" }
   | { kind: "virus"; virname: string }
+  | { kind: "limit"; detail: string }
   | { kind: "error"; code: number; error: string };
 
 let loaded: { symbols: Symbols; version: string } | undefined;
@@ -169,7 +170,10 @@ export class NativeEngine {
     if (code === CL.CLEAN) return { kind: "clean" };
     if (code === CL.VIRUS) {
       const p = Deno.UnsafePointer.create(virname[0]);
-      return { kind: "virus", virname: p ? Deno.UnsafePointerView.getCString(p) : "Unknown" };
+      // libclamav answers CL_VIRUS with no name for a file over
+      // CL_ENGINE_MAX_FILESIZE: a limit, not a detection.
+      if (!p) return { kind: "limit", detail: "Heuristics.Limits.Exceeded.MaxFileSize" };
+      return { kind: "virus", virname: Deno.UnsafePointerView.getCString(p) };
     }
     return { kind: "error", code, error: strerror(lib(), code) };
   }
