@@ -24,6 +24,9 @@ import type { FileHasher } from "./file_hasher.ts";
 import type { HashList } from "./hash_list.ts";
 import type { FileVerdict, Verdict } from "./verdict.ts";
 
+/** How many recent SHA-256 verdicts a pipeline keeps to scan duplicates once. */
+export const RECENT_SHA256 = 4096;
+
 /** A file opened for scanning. */
 export interface OpenFile {
   fd: number;
@@ -65,6 +68,7 @@ export interface PipelineOptions {
 /** Decides the verdict of one open file. */
 export class ScanPipeline {
   readonly #options: PipelineOptions;
+  /** Recent verdicts by SHA-256 (bounded: duplicates tend to sit close together). */
   readonly #bySha = new Map<string, Promise<Verdict>>();
   readonly #head = new Uint8Array(SNIFF_BYTES);
 
@@ -119,6 +123,9 @@ export class ScanPipeline {
       return scanner ? await scanner.scan(fd) : { kind: "clean" };
     })();
     this.#bySha.set(sha256, pending);
+    if (this.#bySha.size > RECENT_SHA256) {
+      this.#bySha.delete(this.#bySha.keys().next().value!);
+    }
     try {
       const verdict = await pending;
       if (verdict.kind !== "clean" && verdict.kind !== "malicious") this.#bySha.delete(sha256);

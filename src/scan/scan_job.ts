@@ -4,9 +4,9 @@
  * {@linkcode runScanJob} and only present what it returns.
  *
  * Start-up order is chosen so that a scan answered from the verdict cache
- * never waits for ClamAV: the signature set is fingerprinted (names, sizes,
- * times: no loading), the engine starts loading in the background, and the
- * pipeline awaits it only at the first file the cache cannot answer.
+ * never loads ClamAV: the signature set is fingerprinted (names, sizes,
+ * times: no loading), and the engine is loaded (off the JS thread) at the
+ * first file the cache cannot answer.
  *
  * @module
  */
@@ -90,9 +90,7 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
       policy.scan.maxFiles,
       policy.scan.scanArchives,
     ].join(":");
-    const memory = state.cache
-      ? await CacheVerdictMemory.open(state.cache, signatureVersion)
-      : undefined;
+    const memory = state.cache ? new CacheVerdictMemory(state.cache, signatureVersion) : undefined;
 
     const abort = new AbortController();
     options.signal?.addEventListener("abort", () => abort.abort(), { once: true });
@@ -106,8 +104,6 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
       }) ?? Promise.resolve(undefined);
       return loading;
     };
-    // Start loading now, off the JS thread; only a cache miss waits for it.
-    if (clamav.load) void scanner();
 
     const pipeline = new ScanPipeline({
       maxFileSize: policy.scan.maxFileSize,

@@ -1,43 +1,39 @@
 /**
- * The pipeline's {@linkcode VerdictMemory} over the verdict cache file: all
- * verdicts of the current signature version are read into memory at start
- * (one query), new ones are written in one transaction at the end. Verdicts
- * of other signature versions are pruned then, so the file does not grow
- * with every signature update.
+ * The pipeline's {@linkcode VerdictMemory} over the verdict cache file: each
+ * file is looked up with one indexed query (memory stays flat however many
+ * files a full scan meets), new verdicts are written in transactions of
+ * {@linkcode FLUSH_EVERY}, and at the end verdicts of other signature
+ * versions are pruned, so the file does not grow with every update.
  *
  * @module
  */
 
 import type { VerdictMemory } from "../engine/pipeline.ts";
 import type { EngineName, FileVerdict } from "../engine/verdict.ts";
-import {
-  type CachedVerdict,
-  type VerdictCache,
-  type VerdictCacheEntry,
-  verdictCacheKey,
-} from "../store/verdict_cache.ts";
+import type { VerdictCache, VerdictCacheEntry } from "../store/verdict_cache.ts";
 import type { FileStat } from "../sys/libc.ts";
+
+/** New verdicts written to the cache per transaction. */
+export const FLUSH_EVERY = 2000;
 
 /** Verdicts remembered across scans, keyed by file identity and signature version. */
 export class CacheVerdictMemory implements VerdictMemory {
   readonly #cache: VerdictCache;
   readonly #version: string;
-  readonly #known: Map<string, CachedVerdict>;
   readonly #pending: VerdictCacheEntry[] = [];
+  #writing: Promise<void> = Promise.resolve();
 
-  private constructor(cache: VerdictCache, version: string, known: Map<string, CachedVerdict>) {
+  /**
+   * @param cache the open verdict cache
+   * @param signatureVersion the signature set verdicts must come from
+   */
+  constructor(cache: VerdictCache, signatureVersion: string) {
     this.#cache = cache;
-    this.#version = version;
-    this.#known = known;
-  }
-
-  /** Reads the verdicts of `signatureVersion` from `cache`. */
-  static async open(cache: VerdictCache, signatureVersion: string): Promise<CacheVerdictMemory> {
-    return new CacheVerdictMemory(cache, signatureVersion, await cache.load(signatureVersion));
+    this.#version = signatureVersion;
   }
 
   get(stat: FileStat): FileVerdict | undefined {
-    const hit = this.#known.get(verdictCacheKey(stat));
+    const hit = this.#cache.get(this.#version, stat);
     if (!hit) return undefined;
     const engine = (hit.engine ?? "cache") as EngineName;
     return {
@@ -62,13 +58,18 @@ export class CacheVerdictMemory implements VerdictMemory {
       engine: v.engine,
       sha256: result.sha256,
     });
+    if (this.#pending.length >= FLUSH_EVERY) this.#write();
+  }
+
+  #write(): void {
+    const rows = this.#pending.splice(0);
+    this.#writing = this.#writing.then(() => this.#cache.putMany(this.#version, rows));
   }
 
   /** Writes the new verdicts and drops those of older signature versions. */
   async flush(): Promise<void> {
-    if (this.#pending.length > 0) {
-      await this.#cache.putMany(this.#version, this.#pending.splice(0));
-    }
+    if (this.#pending.length > 0) this.#write();
+    await this.#writing;
     await this.#cache.prune(this.#version);
   }
 }

@@ -175,3 +175,24 @@ Deno.test("VerdictCache.putMany() and load() handle 50,000 verdicts in well unde
     assert.ok(loadMs < 1000, `load took ${loadMs.toFixed(0)} ms`);
   });
 });
+
+Deno.test("VerdictCache.get() finds an unchanged file and misses a changed one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cache = await VerdictCache.open(`${dir}/verdict.cache`);
+    const stat = { dev: 2n ** 64n - 1n, ino: 131n, size: 68, mtimeNs: 1n, ctimeNs: 2n };
+    await cache.putMany("v1", [{
+      ...stat,
+      kind: "malicious",
+      name: "X",
+      engine: "clamav",
+      sha256: "ab",
+    }]);
+    assert.equal(cache.get("v1", stat)?.name, "X");
+    assert.equal(cache.get("v1", { ...stat, ctimeNs: 3n }), undefined);
+    assert.equal(cache.get("v2", stat), undefined);
+    await cache.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
