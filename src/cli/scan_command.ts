@@ -36,6 +36,8 @@ export interface ScanCommandOptions {
 export interface ScanCommandDeps {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Rewrites the status line on stderr (no newline); "" clears it. */
+  status: (text: string) => void;
   /** Whether stderr is a terminal (progress line shown). */
   isTerminal: () => boolean;
   exit: (code: number) => void;
@@ -44,6 +46,7 @@ export interface ScanCommandDeps {
 const defaultDeps: ScanCommandDeps = {
   stdout: (text) => console.log(text),
   stderr: (text) => console.error(text),
+  status: (text) => Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${text}`)),
   isTerminal: () => Deno.stderr.isTerminal(),
   exit: (code) => Deno.exit(code),
 };
@@ -133,7 +136,7 @@ unreadable files, or a scan stopped with Ctrl-C).`,
           },
           onDetection: (d: Detection) => {
             if (opts.json) return;
-            if (showProgress) deps.stderr("\r\x1b[K");
+            if (showProgress) deps.status("");
             deps.stdout(detectionLine(d));
           },
           onProgress: showProgress
@@ -141,11 +144,11 @@ unreadable files, or a scan stopped with Ctrl-C).`,
               const now = performance.now();
               if (now - lastProgress < 200) return;
               lastProgress = now;
-              deps.stderr(`\r\x1b[K${progressLine(s)}\x1b[1A`);
+              deps.status(progressLine(s));
             }
             : undefined,
         });
-        if (showProgress) deps.stderr("\r\x1b[K\x1b[1A");
+        if (showProgress) deps.status("");
         const { report } = result;
         if (opts.json) {
           deps.stdout(jsonReport(report, {
