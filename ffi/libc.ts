@@ -33,6 +33,8 @@ export const LIBC_SYMBOLS = {
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   /** void free(void *ptr) */
   free: { parameters: ["pointer"], result: "void" },
+  /** int mallopt(int param, int value) */
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** `AT_*` constants. */
@@ -76,6 +78,9 @@ export const DT = {
   LNK: 10,
   SOCK: 12,
 } as const;
+
+/** `mallopt` parameter `M_ARENA_MAX`. */
+export const M_ARENA_MAX = -8;
 
 /** `SEEK_SET`. */
 export const SEEK_SET = 0;

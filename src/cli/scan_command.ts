@@ -86,7 +86,7 @@ export function makeScanCommand(deps: ScanCommandDeps = defaultDeps): Command {
     .option("--db-dir <dir>", "ClamAV signature directory", DEFAULT_DB_DIR)
     .option("--policy <file>", "policy file (default: <root>/etc/amp/policy.json, else Audit)")
     .option("--root <dir>", "host root for amp's files (policy, lists, databases)", "/")
-    .option("--jobs <n>", "files scanned at once (default: number of cores)", positiveInt)
+    .option("--jobs <n>", "files scanned at once (default: cores + 1)", positiveInt)
     .option("--no-progress", "no progress line, even on a terminal")
     .addHelpText(
       "after",

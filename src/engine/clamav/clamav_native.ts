@@ -20,7 +20,7 @@ import {
   LIBCLAMAV_NAMES,
   LIBCLAMAV_SYMBOLS,
 } from "../../../ffi/libclamav.ts";
-import { free } from "../../sys/libc.ts";
+import { free, limitMallocArenas } from "../../sys/libc.ts";
 
 type Symbols = Deno.DynamicLibrary<typeof LIBCLAMAV_SYMBOLS>["symbols"];
 
@@ -66,6 +66,8 @@ const SHA256 = new TextEncoder().encode("sha256\0");
 export function openLibclamav(): { version: string } {
   if (loaded) return { version: loaded.version };
   const failures: string[] = [];
+  // Before libclamav allocates anything from the thread pool (see limitMallocArenas).
+  limitMallocArenas(1);
   for (const name of LIBCLAMAV_NAMES) {
     let symbols: Symbols;
     try {
