@@ -8,7 +8,7 @@
 
 import { createHash } from "node:crypto";
 import { pread, rewind } from "../sys/libc.ts";
-import { sha256Descriptor } from "./clamav/clamav_native.ts";
+import { sha256Descriptor } from "./clamav/_native.ts";
 
 /** Hashes an open descriptor from its start. */
 export interface FileHasher {

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { O } from "../../ffi/libc.ts";
 import { bytePath } from "../sys/byte_path.ts";
 import { AT, close, openat } from "../sys/libc.ts";
-import { openLibclamav } from "./clamav/clamav_native.ts";
+import { openLibclamav } from "./clamav/_native.ts";
 import { JsFileHasher, NativeFileHasher } from "./file_hasher.ts";
 
 function libclamavProblem(): string | undefined {

@@ -12,7 +12,7 @@
  */
 
 import { ClamavEngine, readSignatureSet } from "../engine/clamav/clamav_engine.ts";
-import { openLibclamav } from "../engine/clamav/clamav_native.ts";
+import { openLibclamav } from "../engine/clamav/_native.ts";
 import { type FileHasher, JsFileHasher, NativeFileHasher } from "../engine/file_hasher.ts";
 import { type HashList, loadHashList } from "../engine/hash_list.ts";
 import { type DescriptorScanner, ScanPipeline } from "../engine/pipeline.ts";

@@ -19,7 +19,7 @@ import {
   CL_SCAN_PARSE_ALL,
 } from "../../../ffi/libclamav.ts";
 import type { Verdict } from "../verdict.ts";
-import { NativeEngine, openLibclamav, type ScanOptionBits } from "./clamav_native.ts";
+import { NativeEngine, openLibclamav, type ScanOptionBits } from "./_native.ts";
 
 /** Limits ClamAV applies inside a file (archives, embedded objects). */
 export interface ClamavLimits {

@@ -4,7 +4,7 @@ import { O } from "../../../ffi/libc.ts";
 import { bytePath } from "../../sys/byte_path.ts";
 import { AT, close, openat } from "../../sys/libc.ts";
 import { ClamavEngine, type ClamavLimits, readSignatureSet } from "./clamav_engine.ts";
-import { openLibclamav, sha256Descriptor } from "./clamav_native.ts";
+import { openLibclamav, sha256Descriptor } from "./_native.ts";
 
 function libclamavProblem(): string | undefined {
   try {

@@ -13,7 +13,7 @@ import {
 import { O } from "../../../ffi/libc.ts";
 import { bytePath } from "../../sys/byte_path.ts";
 import { AT, close, openat } from "../../sys/libc.ts";
-import { ClamavError, NativeEngine, openLibclamav, sha256Descriptor } from "./clamav_native.ts";
+import { ClamavError, NativeEngine, openLibclamav, sha256Descriptor } from "./_native.ts";
 
 const IN_CI = Deno.env.get("CI") === "true";
 
@@ -52,8 +52,8 @@ const layoutSkip = IN_CI
   ? "no /usr/include/clamav.h (install libclamav-dev)"
   : undefined;
 const libSkip = IN_CI ? undefined : libclamavProblem();
-if (layoutSkip) console.log(`clamav_native_test: skipping clamav.h layout test: ${layoutSkip}`);
-if (libSkip) console.log(`clamav_native_test: skipping libclamav tests: ${libSkip}`);
+if (layoutSkip) console.log(`_native_test: skipping clamav.h layout test: ${layoutSkip}`);
+if (libSkip) console.log(`_native_test: skipping libclamav tests: ${libSkip}`);
 
 /** Compiles and runs a C program, returning its stdout parsed as `name value` lines. */
 async function runC(source: string): Promise<Map<string, number>> {
