@@ -9,13 +9,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { ConfigError } from "../policy/load_policy.ts";
 import { type Detection, type ScanReport } from "../scan/scan_run.ts";
-import {
-  detectionLine,
-  jsonReport,
-  progressLine,
-  skippedByReason,
-  summaryLines,
-} from "../scan/scan_output.ts";
+import { detectionLine, jsonReport, progressLine, summaryLines } from "../scan/scan_output.ts";
 import { DEFAULT_DB_DIR, runScanJob, type ScanKind } from "../scan/scan_job.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -159,20 +153,11 @@ unreadable files, or a scan stopped with Ctrl-C).`,
           }));
         } else {
           for (const e of report.errors) deps.stderr(`${e.path}: ERROR: ${e.error}`);
-          const lines = summaryLines(report, result.engines);
-          const reasons = [...skippedByReason(report)].map(([r, n]) => `${r} ${n}`).join(", ");
-          if (reasons) {
-            lines.splice(
-              lines.indexOf(`Skipped: ${report.summary.skipped}`) + 1,
-              0,
-              `  (${reasons}; --json lists them)`,
-            );
-          }
-          lines.splice(
-            2,
-            0,
-            `Policy: ${result.policy.name} (#${result.policy.id}) from ${result.policy.source}`,
-          );
+          const { name, id, source } = result.policy;
+          const lines = summaryLines(report, result.engines, {
+            policy: `${name} (#${id}) from ${source}`,
+            skippedReasons: true,
+          });
           deps.stdout(lines.join("\n"));
         }
         deps.exit(exitCodeOf(report));

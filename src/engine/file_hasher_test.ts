@@ -3,21 +3,11 @@ import { createHash } from "node:crypto";
 import { O } from "../../ffi/libc.ts";
 import { bytePath } from "../sys/byte_path.ts";
 import { AT, close, openat } from "../sys/libc.ts";
-import { openLibclamav } from "./clamav/_native.ts";
+import { libclamavSkip } from "../../tests/fixtures/native.ts";
 import { JsFileHasher, NativeFileHasher } from "./file_hasher.ts";
 
-function libclamavProblem(): string | undefined {
-  try {
-    openLibclamav();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
-
 /** Outside CI a missing libclamav skips the native hasher test (reason printed); in CI it fails. */
-const nativeSkip = Deno.env.get("CI") === "true" ? undefined : libclamavProblem();
-if (nativeSkip) console.log(`file_hasher_test: skipping NativeFileHasher tests: ${nativeSkip}`);
+const nativeSkip = libclamavSkip("file_hasher_test");
 
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);

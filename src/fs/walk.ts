@@ -21,7 +21,7 @@
 
 import { DT, O, S_IF } from "../../ffi/libc.ts";
 import type { SkipReason } from "../engine/verdict.ts";
-import { type BytePath, escapePath, joinBytePath } from "../sys/byte_path.ts";
+import { type BytePath, joinBytePath } from "../sys/byte_path.ts";
 import {
   AT,
   close,
@@ -274,8 +274,9 @@ function enterDir(
 }
 
 function errorItem(path: BytePath, error: unknown): WalkProblem {
+  // The item carries the path already: say only what failed and why.
   const message = error instanceof SysError
-    ? `${error.syscall}: ${error.message.slice(error.message.lastIndexOf(": ") + 2)}`
+    ? `${error.syscall}: ${error.reason}`
     : error instanceof Error
     ? error.message
     : String(error);
@@ -318,9 +319,4 @@ function dtName(type: number): string {
 
 function typeName(type: number): string {
   return dtName(dtFromMode(type));
-}
-
-/** Shows a walk item's path escaped (for messages). */
-export function itemPath(item: WalkItem): string {
-  return escapePath(item.path);
 }

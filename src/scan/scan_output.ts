@@ -35,17 +35,34 @@ export function detectionLine(d: Detection): string {
   return `${d.path}: ${d.name} FOUND (${d.engine})`;
 }
 
+/** Optional lines of {@linkcode summaryLines}. */
+export interface SummaryOptions {
+  /** The policy line, such as `Audit Policy for Linux (#1) from built-in`. */
+  policy?: string;
+  /** Break the skipped count down by reason. */
+  skippedReasons?: boolean;
+}
+
 /** The summary block printed at the end of a scan. */
-export function summaryLines(report: ScanReport, engines: string[]): string[] {
+export function summaryLines(
+  report: ScanReport,
+  engines: string[],
+  options: SummaryOptions = {},
+): string[] {
   const s = report.summary;
+  const reasons = options.skippedReasons
+    ? [...skippedByReason(report)].map(([r, n]) => `${r} ${n}`).join(", ")
+    : "";
   const lines = [
     "",
     `----------- SCAN SUMMARY${report.stopped ? " (stopped)" : ""} -----------`,
+    ...(options.policy ? [`Policy: ${options.policy}`] : []),
     `Engines: ${engines.join(", ")}`,
     `Scanned files: ${s.files}${s.cached ? ` (${s.cached} unchanged since the last scan)` : ""}`,
     `Data scanned: ${(s.bytes / MB).toFixed(2)} MB`,
     `Detections: ${s.detections}`,
     `Skipped: ${s.skipped}`,
+    ...(reasons ? [`  (${reasons}; --json lists them)`] : []),
     `Errors: ${s.errors}`,
     `Time: ${(s.elapsedMs / 1000).toFixed(3)} s (${mbps(s.bytes, s.elapsedMs).toFixed(1)} MB/s)`,
   ];

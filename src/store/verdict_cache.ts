@@ -79,6 +79,19 @@ interface VerdictRow {
   scanned_at: bigint;
 }
 
+/** The columns of a row that make its verdict. */
+type VerdictFields = Pick<VerdictRow, "kind" | "name" | "engine" | "sha256"> & {
+  scanned_at: bigint | number;
+};
+
+function toCachedVerdict(row: VerdictFields): CachedVerdict {
+  const verdict: CachedVerdict = { kind: row.kind, scannedAt: Number(row.scanned_at) };
+  if (row.name !== null) verdict.name = row.name;
+  if (row.engine !== null) verdict.engine = row.engine;
+  if (row.sha256 !== null) verdict.sha256 = row.sha256;
+  return verdict;
+}
+
 /**
  * The verdict cache.
  *
@@ -163,11 +176,7 @@ export class VerdictCache {
           mtimeNs: row.mtime_ns,
           ctimeNs: row.ctime_ns,
         });
-        const verdict: CachedVerdict = { kind: row.kind, scannedAt: Number(row.scanned_at) };
-        if (row.name !== null) verdict.name = row.name;
-        if (row.engine !== null) verdict.engine = row.engine;
-        if (row.sha256 !== null) verdict.sha256 = row.sha256;
-        verdicts.set(key, verdict);
+        verdicts.set(key, toCachedVerdict(row));
       }
       return Promise.resolve(verdicts);
     });
@@ -188,15 +197,8 @@ export class VerdictCache {
       stat.size,
       stat.mtimeNs,
       stat.ctimeNs,
-    ) as
-      | Pick<VerdictRow, "kind" | "name" | "engine" | "sha256"> & { scanned_at: number }
-      | undefined;
-    if (!row) return undefined;
-    const verdict: CachedVerdict = { kind: row.kind, scannedAt: Number(row.scanned_at) };
-    if (row.name !== null) verdict.name = row.name;
-    if (row.engine !== null) verdict.engine = row.engine;
-    if (row.sha256 !== null) verdict.sha256 = row.sha256;
-    return verdict;
+    ) as VerdictFields | undefined;
+    return row ? toCachedVerdict(row) : undefined;
   }
 
   /**

@@ -94,21 +94,6 @@ export function escapePath(path: BytePath): string {
   return out;
 }
 
-/** Whether a byte path is valid UTF-8 (and so round-trips through a string). */
-export function isUtf8Path(path: BytePath): boolean {
-  try {
-    strictDecoder.decode(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The path as a string when it is valid UTF-8, else its escaped form. */
-export function displayPath(path: BytePath): string {
-  return escapePath(path);
-}
-
 /**
  * A binary string (one char per byte, code points 0–255) of a path: lets
  * pattern matching work byte for byte whatever the encoding.

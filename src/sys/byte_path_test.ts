@@ -1,13 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  bytePath,
-  cPath,
-  displayPath,
-  escapePath,
-  isUtf8Path,
-  joinBytePath,
-  latin1,
-} from "./byte_path.ts";
+import { bytePath, cPath, escapePath, joinBytePath, latin1 } from "./byte_path.ts";
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 
@@ -43,12 +35,6 @@ Deno.test("escapePath() output differs for a literal backslash-x name and a raw 
   assert.equal(literal, "\\\\xff");
   assert.equal(raw, "\\xff");
   assert.notEqual(literal, raw);
-});
-
-Deno.test("isUtf8Path() and displayPath() agree with escapePath()", () => {
-  assert.equal(isUtf8Path(bytePath("/etc/passwd")), true);
-  assert.equal(isUtf8Path(bytes(0x2f, 0xff)), false);
-  assert.equal(displayPath(bytes(0x2f, 0xff)), "/\\xff");
 });
 
 Deno.test("joinBytePath() puts exactly one slash between directory and name", () => {

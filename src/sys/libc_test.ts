@@ -17,43 +17,11 @@ import {
   strerror,
 } from "./libc.ts";
 import { SysError } from "./sys_error.ts";
-
-const IN_CI = Deno.env.get("CI") === "true";
-
-function hasCompiler(): boolean {
-  try {
-    return new Deno.Command("cc", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+import { hasCompiler, IN_CI, runC } from "../../tests/fixtures/native.ts";
 
 /** Outside CI a missing C compiler skips the layout test (with the reason printed); in CI it runs and fails. */
 const noCompiler = !hasCompiler() && !IN_CI;
 if (noCompiler) console.log("libc_test: skipping struct layout test: no `cc` on PATH (CI != true)");
-
-/** Compiles and runs a C program, returning its stdout parsed as `name value` lines. */
-async function runC(source: string): Promise<Map<string, number>> {
-  const dir = await Deno.makeTempDir({ prefix: "amp-libc-layout-" });
-  try {
-    await Deno.writeTextFile(`${dir}/layout.c`, source);
-    const build = await new Deno.Command("cc", {
-      args: ["-o", `${dir}/layout`, `${dir}/layout.c`],
-    }).output();
-    assert.ok(build.success, `cc failed: ${new TextDecoder().decode(build.stderr)}`);
-    const run = await new Deno.Command(`${dir}/layout`).output();
-    assert.ok(run.success);
-    const values = new Map<string, number>();
-    for (const line of new TextDecoder().decode(run.stdout).trim().split("\n")) {
-      const [name, value] = line.split(" ");
-      values.set(name, Number(value));
-    }
-    return values;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test({
   name: "STAT_* and DIRENT64 match sizeof/offsetof from the C headers",

@@ -40,6 +40,8 @@ export class SysError extends Error {
   readonly code: string;
   /** The call that failed, such as `openat`. */
   readonly syscall: string;
+  /** The errno name with the C library's text, such as `EACCES (Permission denied)`. */
+  readonly reason: string;
 
   /**
    * @param syscall the call that failed
@@ -55,5 +57,6 @@ export class SysError extends Error {
     this.errno = errno;
     this.code = code;
     this.syscall = syscall;
+    this.reason = text;
   }
 }

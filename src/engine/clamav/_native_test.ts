@@ -14,32 +14,13 @@ import { O } from "../../../ffi/libc.ts";
 import { bytePath } from "../../sys/byte_path.ts";
 import { AT, close, openat } from "../../sys/libc.ts";
 import { ClamavError, NativeEngine, openLibclamav, sha256Descriptor } from "./_native.ts";
-
-const IN_CI = Deno.env.get("CI") === "true";
-
-function hasCompiler(): boolean {
-  try {
-    return new Deno.Command("cc", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+import { hasCompiler, IN_CI, libclamavProblem, runC } from "../../../tests/fixtures/native.ts";
 
 function hasHeader(): boolean {
   try {
     return Deno.statSync("/usr/include/clamav.h").isFile;
   } catch {
     return false;
-  }
-}
-
-function libclamavProblem(): string | undefined {
-  try {
-    openLibclamav();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
   }
 }
 
@@ -54,28 +35,6 @@ const layoutSkip = IN_CI
 const libSkip = IN_CI ? undefined : libclamavProblem();
 if (layoutSkip) console.log(`_native_test: skipping clamav.h layout test: ${layoutSkip}`);
 if (libSkip) console.log(`_native_test: skipping libclamav tests: ${libSkip}`);
-
-/** Compiles and runs a C program, returning its stdout parsed as `name value` lines. */
-async function runC(source: string): Promise<Map<string, number>> {
-  const dir = await Deno.makeTempDir({ prefix: "amp-clamav-layout-" });
-  try {
-    await Deno.writeTextFile(`${dir}/layout.c`, source);
-    const build = await new Deno.Command("cc", {
-      args: ["-o", `${dir}/layout`, `${dir}/layout.c`],
-    }).output();
-    assert.ok(build.success, `cc failed: ${new TextDecoder().decode(build.stderr)}`);
-    const run = await new Deno.Command(`${dir}/layout`).output();
-    assert.ok(run.success);
-    const values = new Map<string, number>();
-    for (const line of new TextDecoder().decode(run.stdout).trim().split("\n")) {
-      const [name, value] = line.split(" ");
-      values.set(name, Number(value));
-    }
-    return values;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test({
   name: "ffi/libclamav.ts constants and CL_SCAN_OPTIONS match clamav.h",

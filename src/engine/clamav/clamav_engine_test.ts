@@ -5,19 +5,10 @@ import { bytePath } from "../../sys/byte_path.ts";
 import { AT, close, openat } from "../../sys/libc.ts";
 import { ClamavEngine, type ClamavLimits, readSignatureSet } from "./clamav_engine.ts";
 import { openLibclamav, sha256Descriptor } from "./_native.ts";
-
-function libclamavProblem(): string | undefined {
-  try {
-    openLibclamav();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
+import { libclamavSkip } from "../../../tests/fixtures/native.ts";
 
 /** Outside CI a missing libclamav skips these tests (reason printed); in CI they run and fail. */
-const skip = Deno.env.get("CI") === "true" ? undefined : libclamavProblem();
-if (skip) console.log(`clamav_engine_test: skipping libclamav tests: ${skip}`);
+const skip = libclamavSkip("clamav_engine_test");
 
 // The EICAR test string, assembled at run time so no file holds it whole.
 const EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-" + "ANTIVIRUS-TEST-FILE!$H+H*";
