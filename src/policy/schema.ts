@@ -80,6 +80,17 @@ export const DEFAULT_EXCLUSIONS: readonly z.input<typeof ExclusionSchema>[] = [
   { type: "path", path: "/var/lib/amp/quarantine" },
 ];
 
+/**
+ * A process whose file activity amp leaves alone: its executable path, only
+ * when run by `user` (a name or uid) if given, and its descendants too when
+ * `children` is true. Applies to on-access and on-execute monitoring.
+ */
+export const ProcessExclusionSchema = z.strictObject({
+  executable: absolutePath,
+  user: z.union([z.string().min(1), z.number().int().nonnegative()]).optional(),
+  children: z.boolean().default(false),
+});
+
 /** A connector policy, as found in `/etc/amp/policy.json` or fetched from the cloud. */
 export const PolicySchema = z.strictObject({
   id: z.number().int().positive(),
@@ -112,6 +123,18 @@ export const PolicySchema = z.strictObject({
     allowFiles: z.array(absolutePath).prefault(["/etc/amp/lists/allow_list.txt"]),
   }).prefault({}),
   exclusions: z.array(ExclusionSchema).prefault(() => DEFAULT_EXCLUSIONS.map((e) => ({ ...e }))),
+  processExclusions: z.array(ProcessExclusionSchema).default([]),
+  /** Real-time protection (`amp daemon`). */
+  monitor: z.strictObject({
+    /** Scan files closed after writing and files moved into watched file systems. */
+    onAccess: z.boolean().default(true),
+    /** Scan executed files (passive: kill if malicious; active: hold the exec, see mode.execute). */
+    onExecute: z.boolean().default(true),
+    /** Active mode: an exec whose verdict takes longer than this is answered by `timeoutAnswer`. */
+    permissionTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+    /** Fail-open (allow, the default) or fail-closed (deny) when the timeout passes. */
+    timeoutAnswer: z.enum(["allow", "deny"]).default("allow"),
+  }).prefault({}),
 });
 
 /** A parsed policy, every default filled in (sizes in bytes). */
@@ -122,3 +145,6 @@ export type PolicyInput = z.input<typeof PolicySchema>;
 
 /** One parsed exclusion. */
 export type Exclusion = z.infer<typeof ExclusionSchema>;
+
+/** One parsed process exclusion. */
+export type ProcessExclusion = z.infer<typeof ProcessExclusionSchema>;

@@ -61,6 +61,8 @@ export interface RunScanOptions {
   onProgress?: (summary: ScanSummary) => void;
   /** Stops the walk; files in flight finish. */
   signal?: AbortSignal;
+  /** Awaited before each file when given: resolves when a paused scan may go on. */
+  pause?: () => Promise<void> | undefined;
 }
 
 /** Scans every file the walk yields and returns the report. */
@@ -125,6 +127,15 @@ export async function runScan(
       if (options.signal?.aborted) {
         report.stopped = true;
         break;
+      }
+      const paused = options.pause?.();
+      if (paused) {
+        await Promise.all(inFlight);
+        await paused;
+        if (options.signal?.aborted) {
+          report.stopped = true;
+          break;
+        }
       }
       const item = next.value;
       if (item.kind === "skipped") {

@@ -1,0 +1,102 @@
+/**
+ * The local configuration, `/etc/amp/amp.json`: what belongs to this host
+ * rather than to the policy (which a console may push): log level and files,
+ * the ClamAV signature directory, the monitor backend and what it watches.
+ * Every field has a default, so the file is optional; unknown fields are
+ * errors, as in the policy.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ConfigError, resolveUnderRoot } from "../policy/load_policy.ts";
+
+/** Where the local configuration lives, relative to `--root`. */
+export const CONFIG_PATH = "/etc/amp/amp.json";
+
+const absolutePath = z.string().startsWith("/", "Expected an absolute path (starting with /)");
+
+/** The schema of `/etc/amp/amp.json`. */
+export const AmpConfigSchema = z.strictObject({
+  /** Least severe level written to the log and syslog. */
+  logLevel: z.enum(["error", "warning", "notice", "info", "debug"]).default("notice"),
+  log: z.strictObject({
+    /** The daemon's log file. */
+    file: absolutePath.default("/var/log/amp/ampdaemon.log"),
+    /** Rotate when the file would grow past this many bytes. */
+    maxBytes: z.number().int().min(4096).default(10 * 1024 * 1024),
+    /** Rotated files kept (ampdaemon.log.1 … .N). */
+    keep: z.number().int().min(1).max(50).default(5),
+    /** Also send records to syslog (facility daemon, ident "amp"). */
+    syslog: z.boolean().default(true),
+  }).prefault({}),
+  clamav: z.strictObject({
+    /** ClamAV signature directory. */
+    dbDir: absolutePath.default("/var/lib/clamav"),
+  }).prefault({}),
+  monitor: z.strictObject({
+    /** auto: fanotify here (the kernel module backend comes later); off: no real-time protection. */
+    backend: z.enum(["auto", "fanotify", "off"]).default("auto"),
+    /**
+     * Directories watched. Empty (the default): every local file system
+     * (pseudo and network file systems are left out). Otherwise the file
+     * systems holding these paths are marked and only events under them count.
+     */
+    paths: z.array(absolutePath).default([]),
+    /** Files waiting to be scanned before the queue counts as overflowing (then: rescan). */
+    queueLimit: z.number().int().min(16).default(10_000),
+  }).prefault({}),
+  /** The IPC socket. */
+  socket: absolutePath.default("/run/amp/ampd.sock"),
+});
+
+/** The parsed local configuration, defaults filled in. */
+export type AmpConfig = z.infer<typeof AmpConfigSchema>;
+
+/** What `amp.json` may contain. */
+export type AmpConfigInput = z.input<typeof AmpConfigSchema>;
+
+/**
+ * Reads `<root>/etc/amp/amp.json` (or `file`); a missing file gives the
+ * defaults. Throws {@linkcode ConfigError} for bad JSON or fields.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./amp_config.ts";
+ * const { config } = await loadConfig({ root: "/nonexistent" });
+ * // config.logLevel === "notice"
+ * ```
+ */
+export async function loadConfig(
+  options: { root?: string; file?: string } = {},
+): Promise<{ config: AmpConfig; source: string }> {
+  const file = options.file ?? resolveUnderRoot(options.root ?? "/", CONFIG_PATH);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    if (options.file === undefined && error instanceof Deno.errors.NotFound) {
+      return { config: AmpConfigSchema.parse({}), source: "defaults" };
+    }
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot read config ${file}: ${reason}`, { file, cause: error });
+  }
+  return { config: parseConfigText(text, file), source: file };
+}
+
+/** Validates the text of amp.json; throws {@linkcode ConfigError}. */
+export function parseConfigText(text: string, file: string): AmpConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(text.replace(/^\uFEFF/, ""));
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Invalid JSON in config ${file}: ${detail}`, { file, cause: error });
+  }
+  const result = AmpConfigSchema.safeParse(json);
+  if (result.success) return result.data;
+  throw new ConfigError(`Invalid config ${file}:\n${z.prettifyError(result.error)}`, {
+    file,
+    issues: result.error.issues,
+    cause: result.error,
+  });
+}
