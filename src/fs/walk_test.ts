@@ -320,3 +320,22 @@ Deno.test("walk() opens an aliased root by its `open` path and reports it as `pa
     }
   });
 });
+
+Deno.test("walk() with changedSinceNs passes over files changed before that time", async () => {
+  const base = await Deno.makeTempDir({ prefix: "amp-walk-since-" });
+  try {
+    await Deno.writeTextFile(`${base}/old`, "old");
+    const past = new Date(Date.now() - 3600_000);
+    await Deno.utime(`${base}/old`, past, past);
+    // ctime cannot be set back: take the cut after the old file was made.
+    await new Promise((r) => setTimeout(r, 20));
+    const cut = BigInt(Date.now()) * 1_000_000n;
+    await new Promise((r) => setTimeout(r, 20));
+    await Deno.writeTextFile(`${base}/new`, "new");
+    const items = collect(base, [base], { changedSinceNs: cut });
+    assert.deepEqual(items.map((i) => i.path), ["/new"]);
+    assert.equal(collect(base, [base]).length, 2);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
