@@ -35,6 +35,27 @@ export const LIBC_SYMBOLS = {
   free: { parameters: ["pointer"], result: "void" },
   /** int mallopt(int param, int value) */
   mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) */
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  /** int fsync(int fd) */
+  fsync: { parameters: ["i32"], result: "i32" },
+  /** int fchown(int fd, uid_t owner, gid_t group) */
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  /** int fchmod(int fd, mode_t mode) */
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  /** int futimens(int fd, const struct timespec times[2]) */
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  /**
+   * int renameat2(int olddirfd, const char *oldpath, int newdirfd,
+   * const char *newpath, unsigned int flags)
+   */
+  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+  /** int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags) */
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  /** int unlinkat(int dirfd, const char *pathname, int flags) */
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  /** int flock(int fd, int operation) */
+  flock: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** `AT_*` constants. */
@@ -47,6 +68,11 @@ export const AT = {
 /** `O_*` open flags (x86_64 / generic). */
 export const O = {
   RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  TRUNC: 0o1000,
   NOCTTY: 0o400,
   NONBLOCK: 0o4000,
   DIRECTORY: 0o200000,
@@ -84,6 +110,36 @@ export const M_ARENA_MAX = -8;
 
 /** `SEEK_SET`. */
 export const SEEK_SET = 0;
+
+/** `renameat2` flags. */
+export const RENAME = {
+  /** Fail with EEXIST instead of replacing the new path. */
+  NOREPLACE: 1,
+} as const;
+
+/** `flock` operations. */
+export const LOCK = {
+  SH: 1,
+  EX: 2,
+  NB: 4,
+  UN: 8,
+} as const;
+
+/**
+ * `struct timespec` on 64-bit Linux (16 bytes): `tv_sec` i64 @0, `tv_nsec`
+ * i64 @8. `futimens` takes two of them: access time, then modification time.
+ */
+export const TIMESPEC = {
+  size: 16,
+  tv_sec: 0,
+  tv_nsec: 8,
+} as const;
+
+/**
+ * Offset of `st_atim` (a `struct timespec`) in `struct stat`: 72 on both
+ * x86_64 and aarch64.
+ */
+export const STAT_ST_ATIM = 72;
 
 /**
  * `struct stat` on x86_64 (144 bytes). Offsets of the fields amp reads; the

@@ -79,3 +79,51 @@ export interface VerdictsTable {
 export interface VerdictCacheDatabase {
   verdicts: VerdictsTable;
 }
+
+/**
+ * Where a quarantine record stands. `pending`, `restoring` and `deleting`
+ * mark an operation in progress: a record left in one of them by a crash is
+ * finished or undone when the quarantine is next opened.
+ */
+export type QuarantineState = "pending" | "quarantined" | "restoring" | "restored" | "deleting";
+
+/**
+ * The `quarantine` table of quarantine.db: one row per quarantined file. The
+ * file's bytes live beside the database in `<id>.amq`, encrypted with
+ * `cipher_key` and `cipher_iv`. `dev` and `ino` (unsigned in the kernel) are
+ * stored as their signed 64-bit equivalent; the nanosecond times are signed
+ * 64-bit already.
+ */
+export interface QuarantineTable {
+  id: Generated<number>;
+  state: QuarantineState;
+  /** The original path's raw bytes. */
+  path: Uint8Array;
+  /** The path escaped for display (`escapePath`). */
+  path_text: string;
+  dev: bigint;
+  ino: bigint;
+  uid: number;
+  gid: number;
+  /** `st_mode`: file type and permission bits. */
+  mode: number;
+  size: number;
+  atime_ns: bigint;
+  mtime_ns: bigint;
+  sha256: string;
+  detection: string;
+  engine: string;
+  /** When the file was quarantined, in milliseconds since the epoch. */
+  time: number;
+  cipher_key: Uint8Array;
+  cipher_iv: Uint8Array;
+  /** Where a restore writes (`restoring`) or wrote (`restored`) the file. */
+  restore_path: Uint8Array | null;
+  /** When the file was restored, in milliseconds since the epoch. */
+  restored_time: number | null;
+}
+
+/** The tables of quarantine.db. */
+export interface QuarantineDatabase {
+  quarantine: QuarantineTable;
+}

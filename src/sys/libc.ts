@@ -15,7 +15,9 @@ import {
   S_IF,
   SEEK_SET,
   STAT_AARCH64,
+  STAT_ST_ATIM,
   STAT_X86_64,
+  TIMESPEC,
 } from "../../ffi/libc.ts";
 import { type BytePath, cPath, escapePath } from "./byte_path.ts";
 import { SysError } from "./sys_error.ts";
@@ -149,6 +151,114 @@ export function free(pointer: Deno.PointerValue): void {
  */
 export function limitMallocArenas(n: number): void {
   lib().mallopt(M_ARENA_MAX, n);
+}
+
+/** A {@linkcode FileStat} with the access time, which {@linkcode fstat} leaves out. */
+export interface FileStatWithAtime extends FileStat {
+  atimeNs: bigint;
+}
+
+/** `fstat(2)` of an open descriptor, with the access time. */
+export function fstatWithAtime(fd: number): FileStatWithAtime {
+  const stat = fstat(fd);
+  const atimeNs = statView.getBigInt64(STAT_ST_ATIM, true) * 1_000_000_000n +
+    statView.getBigInt64(STAT_ST_ATIM + 8, true);
+  return { ...stat, atimeNs };
+}
+
+/**
+ * `pwrite(2)` of `buf` at `offset`; returns bytes written, which may be fewer
+ * than asked (see {@linkcode pwriteAll}).
+ */
+export function pwrite(fd: number, buf: Uint8Array<ArrayBuffer>, offset: number): number {
+  const n = Number(lib().pwrite(fd, buf, BigInt(buf.length), BigInt(offset)));
+  if (n < 0) fail("pwrite");
+  return n;
+}
+
+/** Writes all of `buf` at `offset`, repeating `pwrite(2)` after short writes. */
+export function pwriteAll(fd: number, buf: Uint8Array<ArrayBuffer>, offset: number): void {
+  for (let done = 0; done < buf.length;) {
+    const rest = done === 0 ? buf : buf.subarray(done);
+    done += pwrite(fd, rest, offset + done);
+  }
+}
+
+/** `fsync(2)`: the file's data and metadata (or a directory's entries) reach the disk. */
+export function fsync(fd: number): void {
+  if (lib().fsync(fd) !== 0) fail("fsync");
+}
+
+/** `fchown(2)`: sets owner and group. It clears set-user-ID and set-group-ID bits. */
+export function fchown(fd: number, uid: number, gid: number): void {
+  if (lib().fchown(fd, uid, gid) !== 0) fail("fchown");
+}
+
+/** `fchmod(2)`: sets the permission bits (`0o7777` included). */
+export function fchmod(fd: number, mode: number): void {
+  if (lib().fchmod(fd, mode) !== 0) fail("fchmod");
+}
+
+/** The bytes of `struct timespec times[2]` for {@linkcode futimens}. */
+export function encodeTimespecs(atimeNs: bigint, mtimeNs: bigint): Uint8Array<ArrayBuffer> {
+  const buf = new Uint8Array(2 * TIMESPEC.size);
+  const view = new DataView(buf.buffer);
+  for (const [i, ns] of [atimeNs, mtimeNs].entries()) {
+    // Floor division, so that times before 1970 get 0 <= tv_nsec < 1e9.
+    let sec = ns / 1_000_000_000n;
+    if (ns < 0n && sec * 1_000_000_000n !== ns) sec -= 1n;
+    view.setBigInt64(i * TIMESPEC.size + TIMESPEC.tv_sec, sec, true);
+    view.setBigInt64(i * TIMESPEC.size + TIMESPEC.tv_nsec, ns - sec * 1_000_000_000n, true);
+  }
+  return buf;
+}
+
+/** `futimens(2)`: sets access and modification times, in nanoseconds since the epoch. */
+export function futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
+  if (lib().futimens(fd, encodeTimespecs(atimeNs, mtimeNs)) !== 0) fail("futimens");
+}
+
+/**
+ * `renameat2(2)`; `flags` may hold `RENAME.NOREPLACE` (EEXIST instead of
+ * replacing; EINVAL on file systems that cannot do it).
+ */
+export function renameat2(
+  oldDirfd: number,
+  oldPath: BytePath,
+  newDirfd: number,
+  newPath: BytePath,
+  flags = 0,
+): void {
+  if (lib().renameat2(oldDirfd, cPath(oldPath), newDirfd, cPath(newPath), flags) !== 0) {
+    fail("renameat2", oldPath);
+  }
+}
+
+/** `linkat(2)`: a second name for a file; EEXIST when the new name is taken. */
+export function linkat(
+  oldDirfd: number,
+  oldPath: BytePath,
+  newDirfd: number,
+  newPath: BytePath,
+  flags = 0,
+): void {
+  if (lib().linkat(oldDirfd, cPath(oldPath), newDirfd, cPath(newPath), flags) !== 0) {
+    fail("linkat", newPath);
+  }
+}
+
+/** `unlinkat(2)`: removes a name (flags 0) or an empty directory (`AT_REMOVEDIR`). */
+export function unlinkat(dirfd: number, path: BytePath, flags = 0): void {
+  if (lib().unlinkat(dirfd, cPath(path), flags) !== 0) fail("unlinkat", path);
+}
+
+/**
+ * `flock(2)` with one of `LOCK.SH`, `LOCK.EX`, `LOCK.UN`, optionally
+ * `| LOCK.NB` (then EAGAIN when another open file holds the lock). The lock
+ * belongs to the open file description, not the process.
+ */
+export function flock(fd: number, operation: number): void {
+  if (lib().flock(fd, operation) !== 0) fail("flock");
 }
 
 /** The file type bits of a mode, as one of `S_IF`'s values. */

@@ -1,20 +1,42 @@
 import assert from "node:assert/strict";
-import { DIRENT64, O, S_IF, STAT_AARCH64, STAT_X86_64 } from "../../ffi/libc.ts";
+import {
+  DIRENT64,
+  LOCK,
+  O,
+  RENAME,
+  S_IF,
+  STAT_AARCH64,
+  STAT_ST_ATIM,
+  STAT_X86_64,
+  TIMESPEC,
+} from "../../ffi/libc.ts";
 import { parseDirents } from "../fs/dirents.ts";
 import { bytePath, joinBytePath } from "./byte_path.ts";
 import {
   AT,
   close,
+  encodeTimespecs,
   errno,
+  fchmod,
+  fchown,
   fileType,
+  flock,
   fstat,
   fstatat,
+  fstatWithAtime,
+  fsync,
+  futimens,
   getdents64,
+  linkat,
   openat,
   pread,
+  pwrite,
+  pwriteAll,
   readlink,
+  renameat2,
   rewind,
   strerror,
+  unlinkat,
 } from "./libc.ts";
 import { SysError } from "./sys_error.ts";
 import { hasCompiler, IN_CI, runC } from "../../tests/fixtures/native.ts";
@@ -238,4 +260,155 @@ Deno.test("readlink() returns a symbolic link's target bytes, not UTF-8 included
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "TIMESPEC and STAT_ST_ATIM match sizeof/offsetof from the C headers",
+  ignore: noCompiler,
+  async fn() {
+    const c = await runC(`
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <time.h>
+int main(void) {
+  printf("size %zu\\n", sizeof(struct timespec));
+  printf("tv_sec %zu\\n", offsetof(struct timespec, tv_sec));
+  printf("tv_nsec %zu\\n", offsetof(struct timespec, tv_nsec));
+  printf("st_atim %zu\\n", offsetof(struct stat, st_atim));
+  return 0;
+}
+`);
+    for (const [field, offset] of Object.entries(TIMESPEC)) {
+      assert.equal(offset, c.get(field), `struct timespec ${field}`);
+    }
+    assert.equal(STAT_ST_ATIM, c.get("st_atim"));
+  },
+});
+
+Deno.test("encodeTimespecs() splits nanoseconds into tv_sec and 0 <= tv_nsec < 1e9", () => {
+  const view = (b: Uint8Array) => new DataView(b.buffer);
+  const t = encodeTimespecs(1_700_000_000_123_456_789n, -1n);
+  assert.equal(t.length, 32);
+  assert.equal(view(t).getBigInt64(0, true), 1_700_000_000n);
+  assert.equal(view(t).getBigInt64(8, true), 123_456_789n);
+  // One nanosecond before the epoch is second -1 plus 999,999,999 ns.
+  assert.equal(view(t).getBigInt64(16, true), -1n);
+  assert.equal(view(t).getBigInt64(24, true), 999_999_999n);
+});
+
+Deno.test("pwriteAll(), fsync(), fchmod() and futimens() write a file that fstatWithAtime() reads back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "amp-libc-" });
+  try {
+    const name = new Uint8Array([0x77, 0xff]);
+    const dirfd = openat(AT.FDCWD, bytePath(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    try {
+      const fd = openat(dirfd, name, O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, 0o600);
+      try {
+        pwriteAll(fd, new TextEncoder().encode("hello"), 0);
+        assert.equal(pwrite(fd, new TextEncoder().encode("!!"), 5), 2);
+        fchmod(fd, 0o640);
+        futimens(fd, 1_600_000_000_111_222_333n, 1_500_000_000_444_555_666n);
+        fsync(fd);
+        fsync(dirfd);
+        const st = fstatWithAtime(fd);
+        assert.equal(st.size, 7);
+        assert.equal(st.mode & 0o7777, 0o640);
+        assert.equal(st.atimeNs, 1_600_000_000_111_222_333n);
+        assert.equal(st.mtimeNs, 1_500_000_000_444_555_666n);
+      } finally {
+        close(fd);
+      }
+      assert.throws(
+        () => openat(dirfd, name, O.WRONLY | O.CREAT | O.EXCL, 0o600),
+        { code: "EEXIST" },
+      );
+      const rd = openat(dirfd, name, O.RDONLY);
+      try {
+        const buf = new Uint8Array(16);
+        assert.equal(new TextDecoder().decode(buf.subarray(0, pread(rd, buf, 0))), "hello!!");
+      } finally {
+        close(rd);
+      }
+    } finally {
+      close(dirfd);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("renameat2() with RENAME.NOREPLACE, linkat() and unlinkat() move names, never clobbering", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "amp-libc-" });
+  try {
+    await Deno.writeTextFile(`${dir}/a`, "A");
+    await Deno.writeTextFile(`${dir}/b`, "B");
+    const dirfd = openat(AT.FDCWD, bytePath(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    try {
+      assert.throws(
+        () => renameat2(dirfd, bytePath("a"), dirfd, bytePath("b"), RENAME.NOREPLACE),
+        { code: "EEXIST", syscall: "renameat2" },
+      );
+      assert.equal(await Deno.readTextFile(`${dir}/b`), "B");
+      renameat2(dirfd, bytePath("a"), dirfd, bytePath("c"), RENAME.NOREPLACE);
+      assert.equal(await Deno.readTextFile(`${dir}/c`), "A");
+      renameat2(dirfd, bytePath("c"), dirfd, bytePath("b"));
+      assert.equal(await Deno.readTextFile(`${dir}/b`), "A");
+      linkat(dirfd, bytePath("b"), dirfd, bytePath("d"));
+      assert.equal(fstatat(dirfd, bytePath("d")).nlink, 2);
+      assert.throws(() => linkat(dirfd, bytePath("b"), dirfd, bytePath("d")), { code: "EEXIST" });
+      unlinkat(dirfd, bytePath("b"));
+      assert.equal(fstatat(dirfd, bytePath("d")).nlink, 1);
+      assert.throws(() => unlinkat(dirfd, bytePath("b")), { code: "ENOENT", syscall: "unlinkat" });
+    } finally {
+      close(dirfd);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("flock() with LOCK.NB fails with EAGAIN while another open file holds the lock", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "amp-libc-" });
+  try {
+    const first = openat(AT.FDCWD, bytePath(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    const second = openat(AT.FDCWD, bytePath(dir), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    try {
+      flock(first, LOCK.EX | LOCK.NB);
+      assert.throws(() => flock(second, LOCK.EX | LOCK.NB), { code: "EAGAIN", syscall: "flock" });
+      flock(first, LOCK.UN);
+      flock(second, LOCK.EX | LOCK.NB);
+    } finally {
+      close(first);
+      close(second);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const notRoot = Deno.uid() !== 0 && !IN_CI;
+if (notRoot) console.log("libc_test: skipping fchown() test: not root (CI != true)");
+
+Deno.test({
+  name: "fchown() sets owner and group (root)",
+  ignore: notRoot,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "amp-libc-" });
+    try {
+      await Deno.writeTextFile(`${dir}/f`, "x");
+      const fd = openat(AT.FDCWD, bytePath(`${dir}/f`), O.RDONLY);
+      try {
+        fchown(fd, 1234, 4321);
+        const st = fstat(fd);
+        assert.equal(st.uid, 1234);
+        assert.equal(st.gid, 4321);
+      } finally {
+        close(fd);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
