@@ -10,21 +10,38 @@
 
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
+import { makeDaemonCommand } from "./daemon_command.ts";
+import { makeEventsCommand } from "./events_command.ts";
+import { makeQuarantineCommand } from "./quarantine_command.ts";
+import { openQuarantineStore } from "./daemon_quarantine_store.ts";
 import { makeScanCommand } from "./scan_command.ts";
+import { makeStatusCommand } from "./status_command.ts";
 import { UsageError } from "./usage_error.ts";
 
 /** Builds the `amp` command with its subcommands. */
 export function makeCli(): Command {
   const program = new Command("amp")
     .description(
-      "amp — open Linux endpoint protection: scans files with ClamAV (libclamav),\n" +
-        "SHA-256 block and allow lists, and keeps events in /var/lib/amp/events.db.",
+      "amp — open Linux endpoint protection: a daemon that scans files as they are\n" +
+        "written and executed (fanotify), convicts them with ClamAV (libclamav) and\n" +
+        "SHA-256 block and allow lists, quarantines or audits by policy, kills executed\n" +
+        "malware, and keeps events in /var/lib/amp/events.db.",
     )
     .version(VERSION, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help for a command")
     .showHelpAfterError("(amp --help lists the commands; amp <command> --help explains one)")
     .exitOverride();
   program.addCommand(makeScanCommand().exitOverride());
+  program.addCommand(makeDaemonCommand().exitOverride());
+  program.addCommand(makeStatusCommand().exitOverride());
+  program.addCommand(makeEventsCommand().exitOverride());
+  program.addCommand(
+    makeQuarantineCommand({
+      stdout: (text) => console.log(text),
+      stderr: (text) => console.error(text),
+      open: openQuarantineStore,
+    }).exitOverride(),
+  );
   return program;
 }
 

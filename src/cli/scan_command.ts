@@ -12,6 +12,17 @@ import { type Detection, type ScanReport } from "../scan/scan_run.ts";
 import { detectionLine, jsonReport, progressLine, summaryLines } from "../scan/scan_output.ts";
 import { DEFAULT_DB_DIR, runScanJob, type ScanKind } from "../scan/scan_job.ts";
 import { UsageError } from "./usage_error.ts";
+import { resolve } from "node:path";
+import type { ScanResultMessage } from "../daemon/scan_service.ts";
+import type { ScanState } from "../daemon/status_report.ts";
+import type { IpcClient } from "../ipc/ipc_client.ts";
+import {
+  DaemonAccessError,
+  DaemonRequestError,
+  DaemonUnavailableError,
+} from "../ipc/ipc_errors.ts";
+import type { ScanSummary } from "../scan/scan_run.ts";
+import { connectDaemon } from "./daemon_client.ts";
 
 /** Options `amp scan` parses. */
 export interface ScanCommandOptions {
@@ -24,6 +35,10 @@ export interface ScanCommandOptions {
   root: string;
   jobs?: number;
   progress: boolean;
+  standalone?: boolean;
+  stop?: boolean;
+  pause?: boolean;
+  resume?: boolean;
 }
 
 /** What the command needs from its surroundings (replaced in tests). */
@@ -35,6 +50,20 @@ export interface ScanCommandDeps {
   /** Whether stderr is a terminal (progress line shown). */
   isTerminal: () => boolean;
   exit: (code: number) => void;
+  /** The daemon to scan through, or undefined to scan in this process. */
+  daemon?: (root: string) => Promise<IpcClient | undefined>;
+}
+
+/** Connects to a running daemon; undefined when none runs or it is not ours to use. */
+async function reachableDaemon(root: string): Promise<IpcClient | undefined> {
+  try {
+    return await connectDaemon(root);
+  } catch (error) {
+    if (error instanceof DaemonUnavailableError || error instanceof DaemonAccessError) {
+      return undefined;
+    }
+    throw error;
+  }
 }
 
 const defaultDeps: ScanCommandDeps = {
@@ -43,6 +72,7 @@ const defaultDeps: ScanCommandDeps = {
   status: (text) => Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${text}`)),
   isTerminal: () => Deno.stderr.isTerminal(),
   exit: (code) => Deno.exit(code),
+  daemon: reachableDaemon,
 };
 
 function positiveInt(value: string): number {
@@ -82,6 +112,10 @@ export function makeScanCommand(deps: ScanCommandDeps = defaultDeps): Command {
     .option("--root <dir>", "host root for amp's files (policy, lists, databases)", "/")
     .option("--jobs <n>", "files scanned at once (default: cores + 1)", positiveInt)
     .option("--no-progress", "no progress line, even on a terminal")
+    .option("--standalone", "scan in this process even when the daemon runs")
+    .option("--stop", "stop the scan the daemon is running")
+    .option("--pause", "pause the scan the daemon is running")
+    .option("--resume", "resume the daemon's paused scan")
     .addHelpText(
       "after",
       `
@@ -91,10 +125,24 @@ Examples:
   amp scan --full --json > scan.json    everything local, for a script
   amp scan --custom x --db-dir ./sigs   use another signature directory
 
+When the daemon runs (and neither --db-dir nor --policy is given), the scan
+runs inside it: its loaded engine and verdict cache are shared, the policy's
+action applies (a Protect policy quarantines what the scan finds), and
+\`amp status\` shows the progress. Otherwise the scan runs in this process and
+only reports.
+
 Exit status: 0 nothing found, 1 detections, 2 errors (usage, policy, signatures,
 unreadable files, or a scan stopped with Ctrl-C).`,
     )
-    .action(async (opts: ScanCommandOptions) => {
+    .action(async (opts: ScanCommandOptions, command: Command) => {
+      const control = opts.stop
+        ? "scan.stop"
+        : opts.pause
+        ? "scan.pause"
+        : opts.resume
+        ? "scan.resume"
+        : undefined;
+      if (control) return await controlScan(control, opts, deps);
       const kinds = [
         opts.custom ? "custom" : "",
         opts.flash ? "flash" : "",
@@ -105,6 +153,9 @@ unreadable files, or a scan stopped with Ctrl-C).`,
         throw new UsageError("Choose exactly one of --custom PATH..., --flash or --full");
       }
       const kind = kinds[0];
+      const explicit = ["dbDir", "policy"].some((o) => command.getOptionValueSource(o) === "cli");
+      const client = opts.standalone || explicit ? undefined : await deps.daemon?.(opts.root);
+      if (client) return await scanThroughDaemon(client, kind, opts, deps);
       const showProgress = !opts.json && opts.progress && deps.isTerminal();
       let lastProgress = 0;
       const notices: string[] = [];
@@ -168,4 +219,93 @@ unreadable files, or a scan stopped with Ctrl-C).`,
         Deno.removeSignalListener("SIGINT", onSigint);
       }
     });
+}
+
+async function controlScan(
+  method: "scan.stop" | "scan.pause" | "scan.resume",
+  opts: ScanCommandOptions,
+  deps: ScanCommandDeps,
+): Promise<void> {
+  let client: IpcClient;
+  try {
+    client = await connectDaemon(opts.root);
+  } catch (error) {
+    if (error instanceof DaemonUnavailableError || error instanceof DaemonAccessError) {
+      throw new UsageError(`${error.message}: --stop, --pause and --resume need the daemon`);
+    }
+    throw error;
+  }
+  try {
+    const state = await client.request(method) as ScanState;
+    const verb = method === "scan.stop"
+      ? "Stopping"
+      : method === "scan.pause"
+      ? "Paused"
+      : "Resumed";
+    deps.stdout(`${verb} the ${state.kind} scan (${state.summary.files} files so far)`);
+    deps.exit(0);
+  } catch (error) {
+    if (error instanceof DaemonRequestError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    client.close();
+  }
+}
+
+async function scanThroughDaemon(
+  client: IpcClient,
+  kind: ScanKind,
+  opts: ScanCommandOptions,
+  deps: ScanCommandDeps,
+): Promise<void> {
+  const showProgress = !opts.json && opts.progress && deps.isTerminal();
+  const stop = () => {
+    deps.stderr("\namp: stopping the daemon's scan");
+    connectDaemon(opts.root).then((c) => c.request("scan.stop").finally(() => c.close()))
+      .catch(() => {});
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  try {
+    const result = await client.request("scan", {
+      kind,
+      paths: opts.custom?.map((p) => resolve(p)),
+      concurrency: opts.jobs,
+    }, {
+      onProgress: (data) => {
+        const m = data as { type: string; summary?: ScanSummary; detection?: Detection };
+        if (m.type === "detection" && m.detection && !opts.json) {
+          if (showProgress) deps.status("");
+          deps.stdout(detectionLine(m.detection));
+        } else if (m.type === "progress" && m.summary && showProgress) {
+          deps.status(progressLine(m.summary));
+        }
+      },
+    }) as ScanResultMessage;
+    if (showProgress) deps.status("");
+    const report = result.report as unknown as ScanReport;
+    if (opts.json) {
+      deps.stdout(jsonReport(report, {
+        kind,
+        policy: result.policy,
+        engines: result.engines,
+        via: "daemon",
+      }));
+    } else {
+      for (const e of report.errors) deps.stderr(`${e.path}: ERROR: ${e.error}`);
+      const { name, id } = result.policy;
+      deps.stdout(
+        summaryLines(report, result.engines, {
+          policy: `${name} (#${id}), scanned by the daemon`,
+          skippedReasons: true,
+        }).join("\n"),
+      );
+    }
+    deps.exit(exitCodeOf(report));
+  } catch (error) {
+    if (error instanceof DaemonRequestError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    client.close();
+  }
 }

@@ -32,7 +32,7 @@ export type ScanEvent = Omit<AmpEvent, "time" | "host" | "policy">;
 
 /** Options of {@linkcode runScanJob}. */
 export interface ScanJobOptions
-  extends Pick<RunScanOptions, "onDetection" | "onProgress" | "signal" | "pause"> {
+  extends Pick<RunScanOptions, "onDetection" | "onProgress" | "signal" | "pause" | "convict"> {
   kind: ScanKind;
   /** Paths of a custom scan. */
   paths?: string[];

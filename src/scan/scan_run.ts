@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { ScanPipeline } from "../engine/pipeline.ts";
+import type { OpenFile, ScanPipeline } from "../engine/pipeline.ts";
 import type { EngineName, FileVerdict, SkipReason } from "../engine/verdict.ts";
 import type { WalkItem } from "../fs/walk.ts";
 import { type BytePath, escapePath } from "../sys/byte_path.ts";
@@ -61,6 +61,11 @@ export interface RunScanOptions {
   onProgress?: (summary: ScanSummary) => void;
   /** Stops the walk; files in flight finish. */
   signal?: AbortSignal;
+  /**
+   * Awaited for each malicious file before its descriptor is closed (the
+   * daemon quarantines through it).
+   */
+  convict?: (file: OpenFile, result: FileVerdict) => Promise<void>;
   /** Awaited before each file when given: resolves when a paused scan may go on. */
   pause?: () => Promise<void> | undefined;
 }
@@ -149,7 +154,12 @@ export async function runScan(
         continue;
       }
       const job: Promise<void> = pipeline.scanFile(item)
-        .then((result) => record(item.path, result))
+        .then(async (result) => {
+          record(item.path, result);
+          if (result.verdict.kind === "malicious" && options.convict) {
+            await options.convict(item, result).catch(() => {});
+          }
+        })
         .finally(() => {
           close(item.fd);
           inFlight.delete(job);

@@ -66,6 +66,12 @@ export class CacheVerdictMemory implements VerdictMemory {
     this.#writing = this.#writing.then(() => this.#cache.putMany(this.#version, rows));
   }
 
+  /** Writes the verdicts learnt so far (the daemon calls it every few seconds). */
+  async flushPending(): Promise<void> {
+    if (this.#pending.length > 0) this.#write();
+    await this.#writing;
+  }
+
   /** Writes the new verdicts and drops those of older signature versions. */
   async flush(): Promise<void> {
     if (this.#pending.length > 0) this.#write();

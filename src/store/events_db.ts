@@ -28,6 +28,8 @@ export interface ListEventsOptions {
   limit?: number;
   /** Only events recorded after the one with this id. */
   sinceId?: number;
+  /** Only events at or after this time (ms since the epoch). */
+  sinceTime?: number;
 }
 
 /** An event to record: an {@linkcode AmpEvent} whose host may be left to the store. */
@@ -112,6 +114,7 @@ export class EventsDb {
       .limit(options.limit ?? DEFAULT_LIST_LIMIT);
     if (options.type !== undefined) query = query.where("type", "=", options.type);
     if (options.sinceId !== undefined) query = query.where("id", ">", options.sinceId);
+    if (options.sinceTime !== undefined) query = query.where("time", ">=", options.sinceTime);
     return (await query.execute()).map(fromRow);
   }
 

@@ -174,3 +174,17 @@ Deno.test("EventsDb.open() moves a corrupt database aside and recreates it", asy
     }
   });
 });
+
+Deno.test("EventsDb.list() filters by time", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "amp-events-time-" });
+  const events = await EventsDb.open(`${dir}/events.db`, { host: "h" });
+  try {
+    await events.record({ type: "Connector Started", time: 1_000 });
+    await events.record({ type: "Connector Stopped", time: 5_000 });
+    const recent = await events.list({ sinceTime: 2_000 });
+    assert.deepEqual(recent.map((e) => e.type), ["Connector Stopped"]);
+  } finally {
+    await events.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

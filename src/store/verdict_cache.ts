@@ -252,6 +252,14 @@ export class VerdictCache {
     return Number(numDeletedRows);
   }
 
+  /** The number of verdicts cached (all signature versions). */
+  async count(): Promise<number> {
+    const { n } = await this.#db.selectFrom("verdicts")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
+    return Number(n);
+  }
+
   /** Closes the cache; safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;

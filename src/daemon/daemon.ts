@@ -1,0 +1,672 @@
+/**
+ * `amp daemon`: the long-running service. Start-up is an ordered list of
+ * small named steps; each step that holds something registers its teardown,
+ * and teardown always runs in reverse order, whatever failed.
+ *
+ *  1. config     /etc/amp/amp.json (defaults when absent)
+ *  2. log        ampdaemon.log (size-rotated) and syslog; the level
+ *  3. state      /var/lib/amp: events.db, verdict.cache, quarantine (recovered)
+ *  4. policy     policy.json, else the last good one (Policy Update Failure)
+ *  5. engines    lists, then ClamAV loaded once (one copy of the signatures)
+ *  6. ipc        /run/amp/ampd.sock (refuses to start beside a live daemon)
+ *  7. monitor    fanotify: on-access and on-execute (a failure is a fault,
+ *                not fatal: scans through the daemon still work)
+ *  8. started    Connector Started
+ *
+ * Signals: SIGTERM and SIGINT stop; SIGHUP reloads amp.json's log level, the
+ * policy (a broken one keeps the last good one) and the signatures. A reload
+ * frees the old engine before loading the new one, so memory never holds two
+ * signature sets; real-time scanning waits meanwhile (executions held in
+ * active mode are answered by the permission timeout).
+ *
+ * @module
+ */
+
+import { type AmpConfig, loadConfig } from "../config/amp_config.ts";
+import { readMounts, skipFsType } from "../fs/mounts.ts";
+import { FileSink } from "../log/file_sink.ts";
+import { Logger } from "../log/logger.ts";
+import { StderrSink } from "../log/stderr_sink.ts";
+import { SyslogSink } from "../log/syslog_sink.ts";
+import { IpcServer } from "../ipc/ipc_server.ts";
+import type { FileEventSource } from "../monitor/file_event.ts";
+import { FanotifySource } from "../monitor/fanotify/fanotify_source.ts";
+import { ConfigError, resolveUnderRoot } from "../policy/load_policy.ts";
+import type { Policy } from "../policy/schema.ts";
+import { Convictor } from "../protect/conviction.ts";
+import {
+  compileProcessExclusions,
+  type ProcessExclusionMatcher,
+} from "../protect/process_exclusions.ts";
+import { Quarantine } from "../protect/quarantine.ts";
+import { ScanContext } from "../scan/scan_context.ts";
+import { defaultConcurrency } from "../scan/scan_job.ts";
+import { customTargets, fullTargets } from "../scan/scan_targets.ts";
+import type { AmpEvent } from "../store/event.ts";
+import { EventsDb } from "../store/events_db.ts";
+import { VerdictCache } from "../store/verdict_cache.ts";
+import { bytePath } from "../sys/byte_path.ts";
+import { limitMallocArenas } from "../sys/libc.ts";
+import { VERSION } from "../version.ts";
+import { Buffer } from "node:buffer";
+import { z } from "zod";
+import { escapePath } from "../sys/byte_path.ts";
+import { toWire, toWireError } from "./quarantine_wire.ts";
+import { loadPolicyOrLastGood, samePolicy, saveLastGood } from "./policy_keeper.ts";
+import { RealTimeProtection } from "./realtime.ts";
+import { ScanParamsSchema, ScanService } from "./scan_service.ts";
+import type { StatusReport } from "./status_report.ts";
+
+/** Options of {@linkcode Daemon}. */
+export interface DaemonOptions {
+  /** Host root for amp's files. Default "/". */
+  root?: string;
+  /** Also log to stderr (a terminal, or a supervisor that keeps stderr). */
+  logToStderr?: boolean;
+  /** Called once the daemon is up (tests, `--ready-fd` style hand-off). */
+  onReady?: () => void;
+}
+
+/** Events written to events.db at most this long after they happen. */
+const EVENT_FLUSH_MS = 100;
+
+/** Verdicts learnt by real-time scanning are written to the cache this often. */
+const CACHE_FLUSH_MS = 5_000;
+
+/** A running daemon. */
+export class Daemon {
+  readonly root: string;
+  readonly #options: DaemonOptions;
+  readonly #teardown: Array<{ name: string; run: () => Promise<void> | void }> = [];
+  readonly #startedAt = Date.now();
+  readonly #faults = new Map<string, string>();
+  #config!: AmpConfig;
+  #log!: Logger;
+  #events?: EventsDb;
+  #cache?: VerdictCache;
+  #quarantine?: Quarantine;
+  #restored = new Set<string>();
+  #policy!: Policy;
+  #policySource = "";
+  #context!: ScanContext;
+  #processExclusions!: ProcessExclusionMatcher;
+  #convictor!: Convictor;
+  #scans!: ScanService;
+  #source?: FileEventSource;
+  #realtime?: RealTimeProtection;
+  #realtimeDone?: Promise<void>;
+  #pendingEvents: AmpEvent[] = [];
+  #eventTimer?: ReturnType<typeof setTimeout>;
+  #eventWrite: Promise<void> = Promise.resolve();
+  #reloading?: Promise<void>;
+  #stopped = Promise.withResolvers<void>();
+  #host = Deno.hostname();
+
+  constructor(options: DaemonOptions = {}) {
+    this.root = options.root ?? "/";
+    this.#options = options;
+  }
+
+  /** Starts, serves until SIGTERM/SIGINT (or {@linkcode Daemon.stop}), tears down. */
+  async run(): Promise<void> {
+    try {
+      await this.#start();
+      this.#options.onReady?.();
+      await this.#stopped.promise;
+    } finally {
+      await this.#tearDown();
+    }
+  }
+
+  /** Asks the daemon to stop. */
+  stop(): void {
+    this.#stopped.resolve();
+  }
+
+  async #start(): Promise<void> {
+    const steps: Array<[string, () => Promise<void>]> = [
+      ["config", () => this.#stepConfig()],
+      ["log", () => this.#stepLog()],
+      ["state", () => this.#stepState()],
+      ["policy", () => this.#stepPolicy()],
+      ["engines", () => this.#stepEngines()],
+      ["ipc", () => this.#stepIpc()],
+      ["monitor", () => this.#stepMonitor()],
+      ["signals", () => this.#stepSignals()],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        this.#log?.error(`Start-up step ${name} failed: ${message}`);
+        throw new DaemonStartError(name, message, error);
+      }
+    }
+    this.#event({ type: "Connector Started", details: { version: VERSION, pid: Deno.pid } });
+    this.#log.notice(`Connector started (amp ${VERSION}, pid ${Deno.pid})`);
+  }
+
+  #onTeardown(name: string, run: () => Promise<void> | void): void {
+    this.#teardown.push({ name, run });
+  }
+
+  async #tearDown(): Promise<void> {
+    for (const { name, run } of this.#teardown.reverse()) {
+      try {
+        await run();
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        if (this.#log) this.#log.error(`Teardown of ${name} failed: ${message}`);
+        else console.error(`amp daemon: teardown of ${name} failed: ${message}`);
+      }
+    }
+    this.#teardown.length = 0;
+  }
+
+  // 1. config
+  async #stepConfig(): Promise<void> {
+    this.#config = (await loadConfig({ root: this.root })).config;
+  }
+
+  // 2. log
+  #stepLog(): Promise<void> {
+    const c = this.#config;
+    const sinks = [];
+    sinks.push(
+      new FileSink(resolveUnderRoot(this.root, c.log.file), {
+        maxBytes: c.log.maxBytes,
+        keep: c.log.keep,
+      }),
+    );
+    if (c.log.syslog) sinks.push(new SyslogSink({ ident: "amp" }));
+    if (this.#options.logToStderr) sinks.push(new StderrSink());
+    this.#log = new Logger(sinks, { level: c.logLevel });
+    this.#log.setLevel(c.logLevel);
+    this.#onTeardown("log", async () => {
+      this.#log.notice("Connector stopped");
+      await this.#log.close();
+    });
+    this.#log.notice(`Starting amp ${VERSION} (pid ${Deno.pid}, root ${this.root})`);
+    return Promise.resolve();
+  }
+
+  // 3. state
+  async #stepState(): Promise<void> {
+    limitMallocArenas(1);
+    const dir = resolveUnderRoot(this.root, "/var/lib/amp");
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    this.#events = await EventsDb.open(`${dir}/events.db`, { host: this.#host });
+    if (this.#events.recovered) {
+      this.#fault("events", `events.db was corrupt: moved to ${this.#events.recovered}`);
+    }
+    this.#onTeardown("events", async () => {
+      this.#event({ type: "Connector Stopped", details: { pid: Deno.pid } });
+      await this.#flushEvents();
+      await this.#events?.close();
+    });
+    this.#cache = await VerdictCache.open(`${dir}/verdict.cache`);
+    this.#onTeardown("cache", () => this.#cache?.close());
+    try {
+      this.#quarantine = await Quarantine.open(`${dir}/quarantine`);
+      const r = this.#quarantine.recovery;
+      if (r.rolledBack + r.completed > 0 || r.problems.length > 0) {
+        this.#log.warning(
+          `Quarantine recovered interrupted operations: ${r.rolledBack} rolled back, ` +
+            `${r.completed} completed${r.problems.length ? `; ${r.problems.join("; ")}` : ""}`,
+        );
+      }
+      for (const record of await this.#quarantine.list()) {
+        if (record.state === "restored") this.#restored.add(record.sha256);
+      }
+      this.#onTeardown("quarantine", () => this.#quarantine?.close());
+    } catch (error) {
+      this.#fault("quarantine", `Quarantine unavailable: ${message(error)}`);
+    }
+  }
+
+  // 4. policy
+  async #stepPolicy(): Promise<void> {
+    const load = await loadPolicyOrLastGood(this.root);
+    this.#policy = load.policy;
+    this.#policySource = load.source;
+    if (load.failure) {
+      this.#policyFailure(load.failure);
+    } else {
+      await saveLastGood(this.root, load.policy).catch((e) =>
+        this.#log.warning(`Cannot keep a copy of the policy: ${message(e)}`)
+      );
+    }
+    this.#processExclusions = compileProcessExclusions(this.#policy.processExclusions);
+    this.#convictor = new Convictor({
+      mode: () => this.#policy.mode.file,
+      quarantine: this.#quarantine,
+      event: (e) => this.#event(e),
+      log: (level, m) => this.#log[level](m),
+    });
+    this.#log.notice(
+      `Policy: ${this.#policy.name} (#${this.#policy.id}, serial ${this.#policy.serial}) from ${load.source}`,
+    );
+  }
+
+  // 5. engines
+  async #stepEngines(): Promise<void> {
+    this.#context = await this.#prepareContext(this.#policy);
+    this.#onTeardown("engines", async () => {
+      await this.#context.memory?.flush().catch(() => {});
+      await this.#context.close();
+    });
+    // Verdicts learnt by real-time scanning reach the cache file every few seconds.
+    const flush = setInterval(() => {
+      this.#context.memory?.flushPending().catch((e) =>
+        this.#log.warning(`Verdict cache not written: ${message(e)}`)
+      );
+    }, CACHE_FLUSH_MS);
+    this.#onTeardown("cache flush", () => clearInterval(flush));
+    await this.#loadEngine(this.#context);
+    this.#scans = new ScanService({
+      context: () => this.#context,
+      convictor: this.#convictor,
+      event: (e) => this.#event(e),
+      root: this.root,
+    });
+  }
+
+  async #prepareContext(policy: Policy): Promise<ScanContext> {
+    return await ScanContext.prepare({
+      policy,
+      root: this.root,
+      dbDir: this.#config.clamav.dbDir,
+      cache: this.#cache,
+      notice: (m) => this.#log.warning(m),
+      restored: (sha) => this.#restored.has(sha),
+    });
+  }
+
+  async #loadEngine(context: ScanContext): Promise<void> {
+    const started = performance.now();
+    try {
+      await context.loadEngine();
+      this.#faults.delete("clamav");
+    } catch (error) {
+      this.#fault("clamav", `ClamAV failed to load: ${message(error)}`);
+      return;
+    }
+    const clamav = context.clamav;
+    if (clamav) {
+      this.#log.notice(
+        `Loaded ClamAV ${clamav.version}: ${clamav.signatures} signatures from ${clamav.dbDir} in ${
+          ((performance.now() - started) / 1000).toFixed(1)
+        } s`,
+      );
+    }
+    for (const e of context.describeEngines()) this.#log.info(`Engine: ${e}`);
+  }
+
+  // 6. ipc
+  async #stepIpc(): Promise<void> {
+    const path = resolveUnderRoot(this.root, this.#config.socket);
+    const server = await IpcServer.listen({
+      path,
+      handlers: {
+        status: () => this.status(),
+        scan: (params, ctx) => this.#scans.run(ScanParamsSchema.parse(params), ctx.progress),
+        "scan.stop": () => Promise.resolve(this.#scans.stop()),
+        "scan.pause": () => Promise.resolve(this.#scans.pause()),
+        "scan.resume": () => Promise.resolve(this.#scans.resume()),
+        reload: () => this.reload().then(() => this.status()),
+        "quarantine.restore": (params) => this.#restore(params),
+        "quarantine.list": (params) => this.#quarantineCall("list", params),
+        "quarantine.get": (params) => this.#quarantineCall("get", params),
+        "quarantine.delete": (params) => this.#quarantineCall("delete", params),
+      },
+    });
+    this.#onTeardown("ipc", () => server.close());
+    this.#log.info(`Listening on ${path}`);
+  }
+
+  // 7. monitor
+  async #stepMonitor(): Promise<void> {
+    await this.#startMonitor();
+    this.#onTeardown("monitor", () => this.#stopMonitor());
+  }
+
+  async #startMonitor(): Promise<void> {
+    const c = this.#config.monitor;
+    const m = this.#policy.monitor;
+    if (c.backend === "off" || (!m.onAccess && !m.onExecute)) {
+      this.#log.notice("Real-time protection is off (amp.json monitor.backend or policy monitor)");
+      return;
+    }
+    const paths = this.#watchedPaths();
+    try {
+      this.#source = await FanotifySource.open({
+        paths,
+        onAccess: m.onAccess,
+        exec: m.onExecute ? this.#policy.mode.execute : "off",
+        permissionTimeoutMs: m.permissionTimeoutMs,
+        timeoutAnswer: m.timeoutAnswer,
+        pathPrefixes: c.paths.length > 0 ? c.paths.map(bytePath) : undefined,
+      });
+      this.#faults.delete("monitor");
+    } catch (error) {
+      this.#fault("monitor", `Real-time protection unavailable: ${message(error)}`);
+      return;
+    }
+    const ownPaths = ["/var/lib/amp", "/var/log/amp", "/run/amp", "/opt/amp"]
+      .map((p) => resolveUnderRoot(this.root, p))
+      .concat([this.#config.clamav.dbDir])
+      .map(bytePath);
+    this.#realtime = new RealTimeProtection({
+      source: this.#source,
+      context: () => this.#context,
+      processExclusions: () => this.#processExclusions,
+      convictor: this.#convictor,
+      event: (e) => this.#event(e),
+      log: this.#log,
+      queueLimit: c.queueLimit,
+      concurrency: defaultConcurrency(),
+      ownPaths,
+      rescanTargets: () => c.paths.length > 0 ? customTargets(c.paths) : fullTargets("/"),
+    });
+    this.#realtimeDone = this.#realtime.run();
+    this.#log.notice(
+      `Real-time protection on (${this.#source.backend}): on-access ${
+        m.onAccess ? "on" : "off"
+      }, ` +
+        `on-execute ${m.onExecute ? this.#policy.mode.execute : "off"}; watching ${
+          paths.join(", ")
+        }`,
+    );
+  }
+
+  async #stopMonitor(): Promise<void> {
+    await this.#source?.close();
+    await this.#realtimeDone;
+    this.#source = undefined;
+    this.#realtime = undefined;
+    this.#realtimeDone = undefined;
+  }
+
+  /** Mount points watched: amp.json's paths, else every local file system. */
+  #watchedPaths(): string[] {
+    const paths = this.#config.monitor.paths;
+    if (paths.length > 0) return paths;
+    const seen = new Set<bigint>();
+    const out: string[] = [];
+    for (const m of readMounts()) {
+      if (skipFsType(m.fsType) !== undefined || seen.has(m.dev)) continue;
+      seen.add(m.dev);
+      out.push(new TextDecoder().decode(m.mountPoint));
+    }
+    return out;
+  }
+
+  // 8. signals
+  #stepSignals(): Promise<void> {
+    const stop = () => {
+      this.#log.notice("Stopping (signal)");
+      this.stop();
+    };
+    const hup = () => {
+      this.#log.notice("Reloading (SIGHUP)");
+      this.reload().catch((e) => this.#log.error(`Reload failed: ${message(e)}`));
+    };
+    Deno.addSignalListener("SIGTERM", stop);
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGHUP", hup);
+    this.#onTeardown("signals", () => {
+      Deno.removeSignalListener("SIGTERM", stop);
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGHUP", hup);
+    });
+    return Promise.resolve();
+  }
+
+  /**
+   * Re-reads amp.json's log level, the policy and the signatures. A broken
+   * policy keeps the one in force (Policy Update Failure); one reload at a time.
+   */
+  reload(): Promise<void> {
+    this.#reloading ??= this.#reload().finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<void> {
+    try {
+      const { config } = await loadConfig({ root: this.root });
+      if (config.logLevel !== this.#config.logLevel) this.#log.setLevel(config.logLevel);
+      this.#config = { ...this.#config, logLevel: config.logLevel };
+    } catch (error) {
+      this.#log.error(`amp.json not reloaded: ${message(error)}`);
+    }
+    const load = await loadPolicyOrLastGood(this.root);
+    if (load.failure) {
+      this.#policyFailure(load.failure);
+      return;
+    }
+    const old = this.#policy;
+    const policyChanged = !samePolicy(old, load.policy);
+    const candidate = await this.#prepareContext(load.policy);
+    const signaturesChanged = candidate.signatureVersion !== this.#context.signatureVersion;
+    if (!policyChanged && !signaturesChanged) {
+      await candidate.close();
+      this.#log.notice("Reload: policy and signatures unchanged");
+      return;
+    }
+    // Hold real-time scanning while the engine is swapped: free the old
+    // engine first, then load the new one (never two copies in memory).
+    const swap = (async () => {
+      await this.#context.memory?.flushPending().catch(() => {});
+      await this.#context.close();
+      this.#context = candidate;
+      await this.#loadEngine(candidate);
+    })();
+    this.#realtime?.hold(swap);
+    await swap;
+    if (policyChanged) {
+      this.#policy = load.policy;
+      this.#policySource = load.source;
+      this.#processExclusions = compileProcessExclusions(load.policy.processExclusions);
+      await saveLastGood(this.root, load.policy).catch(() => {});
+      this.#event({
+        type: "Policy Update",
+        details: {
+          previous: { name: old.name, id: old.id, serial: old.serial },
+          source: load.source,
+        },
+      });
+      this.#log.notice(
+        `Policy updated: ${load.policy.name} (#${load.policy.id}, serial ${load.policy.serial})`,
+      );
+      if (monitorSettingsChanged(old, load.policy)) {
+        const since = Date.now();
+        await this.#stopMonitor();
+        await this.#startMonitor();
+        this.#realtime?.rescanSince(
+          since - 2_000,
+          "real-time protection restarted for the new policy",
+        );
+      }
+    }
+    if (signaturesChanged) {
+      this.#event({
+        type: "Definitions Updated",
+        details: { signatures: candidate.clamav?.signatures, version: candidate.signatureVersion },
+      });
+    }
+  }
+
+  #policyFailure(error: ConfigError): void {
+    this.#event({
+      type: "Policy Update Failure",
+      details: { file: error.file, error: error.message, kept: this.#policy?.name },
+    });
+    this.#log.error(`${error.message}\nKeeping the policy in force.`);
+  }
+
+  #quarantineOrFail(): Quarantine {
+    if (!this.#quarantine) {
+      throw Object.assign(new Error("The quarantine is not available (see amp status faults)"), {
+        code: "no-quarantine",
+      });
+    }
+    return this.#quarantine;
+  }
+
+  async #restore(params: unknown): Promise<unknown> {
+    const p = QuarantineParamsSchema.parse(params);
+    const quarantine = this.#quarantineOrFail();
+    const to = p.to === undefined ? undefined : bytePath(p.to);
+    const done = await quarantine.restore(p.id, { to, force: p.force }).catch((e) => {
+      throw toWireError(e);
+    });
+    this.#restored.add(done.record.sha256);
+    this.#event({
+      type: "Quarantine Restored",
+      path: done.path,
+      sha256: done.record.sha256,
+      size: done.record.size,
+      detection: done.record.detection,
+      action: "restored",
+      details: { quarantineId: done.record.id },
+    });
+    this.#log.notice(
+      `Restored quarantined file #${done.record.id} to ${escapePath(done.path)}`,
+    );
+    return { record: toWire(done.record), path: Buffer.from(done.path).toString("base64") };
+  }
+
+  async #quarantineCall(method: "list" | "get" | "delete", params: unknown): Promise<unknown> {
+    const quarantine = this.#quarantineOrFail();
+    try {
+      if (method === "list") return (await quarantine.list()).map(toWire);
+      const { id } = QuarantineParamsSchema.parse(params);
+      if (method === "get") {
+        const record = await quarantine.get(id);
+        return record ? toWire(record) : null;
+      }
+      await quarantine.delete(id);
+      this.#log.notice(`Deleted quarantined file #${id}`);
+      return null;
+    } catch (error) {
+      throw toWireError(error);
+    }
+  }
+
+  /** The daemon's state for `amp status`. */
+  async status(): Promise<StatusReport> {
+    const rt = this.#realtime?.stats;
+    const src = this.#source?.stats;
+    const m = this.#policy.monitor;
+    let cacheBytes = 0;
+    try {
+      cacheBytes =
+        (await Deno.stat(resolveUnderRoot(this.root, "/var/lib/amp/verdict.cache"))).size;
+    } catch {
+      // no cache file
+    }
+    const faults = [...this.#faults.values()];
+    if (src && src.permissionTimeouts > 0) {
+      faults.push(`${src.permissionTimeouts} executions answered by timeout`);
+    }
+    return {
+      version: VERSION,
+      pid: Deno.pid,
+      startedAt: this.#startedAt,
+      status: "Offline",
+      policy: {
+        name: this.#policy.name,
+        id: this.#policy.id,
+        serial: this.#policy.serial,
+        source: this.#policySource,
+      },
+      mode: { ...this.#policy.mode },
+      scan: this.#scans?.current,
+      lastScan: this.#scans?.last,
+      engines: {
+        clamav: this.#context.clamav,
+        blockList: this.#context.listSizes.block,
+        allowList: this.#context.listSizes.allow,
+        descriptions: this.#context.describeEngines(),
+      },
+      monitor: {
+        backend: this.#source?.backend ?? "off",
+        onAccess: this.#source !== undefined && m.onAccess,
+        onExecute: this.#source && m.onExecute ? this.#policy.mode.execute : "off",
+        paths: this.#source ? this.#watchedPaths() : [],
+        events: src?.events ?? 0,
+        queued: rt?.queued ?? 0,
+        onAccessScanned: rt?.onAccessScanned ?? 0,
+        executionsScanned: rt?.executionsScanned ?? 0,
+        detections: rt?.detections ?? 0,
+        processesKilled: rt?.processesKilled ?? 0,
+        executionsBlocked: rt?.executionsBlocked ?? 0,
+        kernelOverflows: rt?.kernelOverflows ?? 0,
+        queueFull: rt?.queueFull ?? 0,
+        rescans: rt?.rescans ?? 0,
+        permissionTimeouts: src?.permissionTimeouts ?? 0,
+      },
+      quarantine: { files: (await this.#quarantine?.count()) ?? 0 },
+      cache: { entries: (await this.#cache?.count()) ?? 0, bytes: cacheBytes },
+      events: { total: ((await this.#events?.count()) ?? 0) + this.#pendingEvents.length },
+      faults,
+    };
+  }
+
+  #fault(key: string, text: string): void {
+    this.#faults.set(key, text);
+    this.#log.error(text);
+  }
+
+  #event(e: Omit<AmpEvent, "time" | "host" | "policy">): void {
+    const policy = this.#policy ? { name: this.#policy.name, id: this.#policy.id } : undefined;
+    this.#pendingEvents.push({ time: Date.now(), host: this.#host, policy, ...e });
+    this.#eventTimer ??= setTimeout(() => {
+      this.#eventTimer = undefined;
+      this.#flushEvents();
+    }, EVENT_FLUSH_MS);
+  }
+
+  #flushEvents(): Promise<void> {
+    if (this.#eventTimer !== undefined) {
+      clearTimeout(this.#eventTimer);
+      this.#eventTimer = undefined;
+    }
+    const batch = this.#pendingEvents.splice(0);
+    if (batch.length === 0) return this.#eventWrite;
+    this.#eventWrite = this.#eventWrite.then(async () => {
+      try {
+        await this.#events?.recordMany(batch);
+      } catch (error) {
+        this.#fault("events", `Events not recorded: ${message(error)}`);
+      }
+    });
+    return this.#eventWrite;
+  }
+}
+
+const QuarantineParamsSchema = z.strictObject({
+  id: z.number().int().positive(),
+  to: z.string().startsWith("/").optional(),
+  force: z.boolean().optional(),
+});
+
+/** A start-up step failed; the daemon exits with status 1 after teardown. */
+export class DaemonStartError extends Error {
+  readonly step: string;
+  constructor(step: string, detail: string, cause: unknown) {
+    super(`Cannot start: ${step}: ${detail}`, { cause });
+    this.name = "DaemonStartError";
+    this.step = step;
+  }
+}
+
+function monitorSettingsChanged(a: Policy, b: Policy): boolean {
+  return a.mode.execute !== b.mode.execute ||
+    JSON.stringify(a.monitor) !== JSON.stringify(b.monitor);
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,392 @@
+/**
+ * Real-time protection: the consumer of a {@linkcode FileEventSource}.
+ *
+ * - Files closed after writing and files moved in are queued once per file
+ *   (device, inode) in a bounded {@linkcode FileQueue} and scanned by a few
+ *   workers through the event's descriptor.
+ * - Executions are not queued: each is scanned at once. Passive: the
+ *   program runs meanwhile and is killed if the file is malicious. Active:
+ *   the exec waits for the answer; every permission event is answered
+ *   exactly once (here, or by the source's timeout, or at close).
+ * - Nothing is lost silently: a kernel queue overflow, or an event that
+ *   finds amp's queue full, schedules a rescan of the watched file systems
+ *   for files changed since shortly before the loss; both are counted and
+ *   logged.
+ * - Exclusions (policy paths, processes, amp's own paths) are applied before
+ *   anything is read; amp's own process is excluded by the source itself.
+ *
+ * Descriptor ownership: every event's descriptor is closed here, once.
+ *
+ * @module
+ */
+
+import type { OpenFile } from "../engine/pipeline.ts";
+import type { FileVerdict } from "../engine/verdict.ts";
+import { walk } from "../fs/walk.ts";
+import type { Logger } from "../log/logger.ts";
+import type { FileEvent, FileEventSource, MonitorEvent } from "../monitor/file_event.ts";
+import type { ConvictionOrigin, Convictor } from "../protect/conviction.ts";
+import { processFields } from "../protect/conviction.ts";
+import { killProcessRunning } from "../protect/kill.ts";
+import type { ProcessExclusionMatcher } from "../protect/process_exclusions.ts";
+import { type ProcessInfo, readProcessInfo } from "../protect/process_info.ts";
+import type { ScanContext } from "../scan/scan_context.ts";
+import { runScan } from "../scan/scan_run.ts";
+import type { ScanTargets } from "../scan/scan_targets.ts";
+import type { AmpEvent } from "../store/event.ts";
+import { type BytePath, escapePath } from "../sys/byte_path.ts";
+import { close, type FileStat, fstat } from "../sys/libc.ts";
+import { FileQueue } from "./file_queue.ts";
+
+/** How far before a loss a rescan looks, for clock granularity and events in flight. */
+const RESCAN_SLACK_MS = 2_000;
+
+/** Executions scanned at once before the reader waits (each holds a descriptor). */
+const MAX_EXEC_IN_FLIGHT = 256;
+
+/** Options of {@linkcode RealTimeProtection}. */
+export interface RealTimeOptions {
+  source: FileEventSource;
+  /** The scan context in force (it changes on reload). */
+  context: () => ScanContext;
+  processExclusions: () => ProcessExclusionMatcher;
+  convictor: Convictor;
+  event: (event: Omit<AmpEvent, "time" | "host" | "policy">) => void;
+  log: Logger;
+  /** Files waiting at most (beyond: rescan). */
+  queueLimit: number;
+  /** On-access scans at once. */
+  concurrency: number;
+  /** Path prefixes that are amp's own (never scanned, never convicted). */
+  ownPaths: BytePath[];
+  /** What a rescan walks. */
+  rescanTargets: () => ScanTargets;
+}
+
+/** Counters shown by `amp status`. */
+export interface RealTimeStats {
+  onAccessScanned: number;
+  executionsScanned: number;
+  detections: number;
+  processesKilled: number;
+  executionsBlocked: number;
+  excluded: number;
+  errors: number;
+  /** Events refused because amp's queue was full (each covered by a rescan). */
+  queueFull: number;
+  /** Kernel queue overflows (each covered by a rescan). */
+  kernelOverflows: number;
+  rescans: number;
+  rescanning: boolean;
+  queued: number;
+  lastDetection?: { time: number; path: string; name: string };
+}
+
+interface Queued {
+  event: FileEvent;
+  stat: FileStat;
+}
+
+/** The on-access and on-execute loop. */
+export class RealTimeProtection {
+  readonly stats: RealTimeStats = {
+    onAccessScanned: 0,
+    executionsScanned: 0,
+    detections: 0,
+    processesKilled: 0,
+    executionsBlocked: 0,
+    excluded: 0,
+    errors: 0,
+    queueFull: 0,
+    kernelOverflows: 0,
+    rescans: 0,
+    rescanning: false,
+    queued: 0,
+  };
+  readonly #o: RealTimeOptions;
+  readonly #queue: FileQueue<Queued>;
+  #workers = 0;
+  #execs = new Set<Promise<void>>();
+  #idle?: () => void;
+  #gate?: Promise<void>;
+  #rescan?: Promise<void>;
+  #rescanSince?: number;
+  #lastRead = Date.now();
+  #stopping = false;
+
+  constructor(options: RealTimeOptions) {
+    this.#o = options;
+    this.#queue = new FileQueue(options.queueLimit);
+  }
+
+  /** Reads events until the source is closed, then waits for the work in hand. */
+  async run(): Promise<void> {
+    const source = this.#o.source;
+    for (;;) {
+      let batch: MonitorEvent[];
+      try {
+        batch = await source.next();
+      } catch (error) {
+        this.stats.errors++;
+        this.#o.log.error(`Event source failed: ${message(error)}`);
+        break;
+      }
+      if (batch.length === 0) break;
+      const readAt = Date.now();
+      for (const event of batch) this.#dispatch(event);
+      this.#lastRead = readAt;
+      this.stats.queued = this.#queue.size;
+      while (this.#execs.size >= MAX_EXEC_IN_FLIGHT) await Promise.race(this.#execs);
+    }
+    this.#stopping = true;
+    this.#queue.drain((q) => close(q.event.fd));
+    await Promise.all(this.#execs);
+    if (this.#workers > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+    await this.#rescan;
+  }
+
+  /**
+   * Holds scanning until `until` settles (a reload swapping the engine);
+   * events keep being queued meanwhile.
+   */
+  hold(until: Promise<unknown>): void {
+    const gate = until.then(() => {}, () => {});
+    this.#gate = gate;
+    gate.then(() => {
+      if (this.#gate === gate) this.#gate = undefined;
+      this.#pump();
+    });
+  }
+
+  /** Schedules a rescan of files changed since `sinceMs` (after a loss, or on request). */
+  rescanSince(sinceMs: number, why: string): void {
+    this.#o.log.warning(
+      `Events may have been missed (${why}): rescanning files changed since ${
+        new Date(sinceMs).toISOString()
+      }`,
+    );
+    this.#rescanSince = Math.min(this.#rescanSince ?? sinceMs, sinceMs);
+    this.#rescan ??= this.#runRescans().finally(() => (this.#rescan = undefined));
+  }
+
+  #dispatch(event: MonitorEvent): void {
+    if (event.kind === "overflow") {
+      this.stats.kernelOverflows++;
+      this.rescanSince(this.#lastRead - RESCAN_SLACK_MS, "the kernel's event queue overflowed");
+      return;
+    }
+    if (this.#stopping) {
+      event.respond?.(true);
+      close(event.fd);
+      return;
+    }
+    if (this.#excluded(event)) {
+      this.stats.excluded++;
+      event.respond?.(true);
+      close(event.fd);
+      return;
+    }
+    if (event.kind === "exec" || event.kind === "exec-perm") {
+      const job: Promise<void> = this.#execute(event).finally(() => this.#execs.delete(job));
+      this.#execs.add(job);
+      return;
+    }
+    let stat: FileStat;
+    try {
+      stat = fstat(event.fd);
+    } catch (error) {
+      this.stats.errors++;
+      this.#o.log.info(`Cannot stat ${escapePath(event.path)}: ${message(error)}`);
+      close(event.fd);
+      return;
+    }
+    const pushed = this.#queue.push(`${stat.dev}:${stat.ino}`, { event, stat });
+    if (pushed === "merged") {
+      close(event.fd);
+    } else if (pushed === "full") {
+      close(event.fd);
+      this.stats.queueFull++;
+      // Rescan from just before this event; one log line per burst.
+      if (this.#rescanSince === undefined) {
+        this.rescanSince(Date.now() - RESCAN_SLACK_MS, "amp's scan queue is full");
+      }
+    }
+    this.#pump();
+  }
+
+  #excluded(event: FileEvent): boolean {
+    const path = event.path;
+    for (const own of this.#o.ownPaths) if (startsWith(path, own)) return true;
+    if (this.#o.context().exclusions.match(path)) return true;
+    return this.#o.processExclusions().match(event.pid) !== undefined;
+  }
+
+  #pump(): void {
+    while (!this.#gate && this.#workers < this.#o.concurrency && this.#queue.size > 0) {
+      const next = this.#queue.shift()!;
+      this.#workers++;
+      this.#onAccess(next).finally(() => {
+        this.#workers--;
+        close(next.event.fd);
+        if (this.#workers === 0) this.#idle?.();
+        this.#pump();
+      });
+    }
+    this.stats.queued = this.#queue.size;
+  }
+
+  async #onAccess({ event }: Queued): Promise<void> {
+    // The file as it is now: it may have changed since the event.
+    let stat: FileStat;
+    try {
+      stat = fstat(event.fd);
+    } catch (error) {
+      this.stats.errors++;
+      this.#o.log.info(`Cannot stat ${escapePath(event.path)}: ${message(error)}`);
+      return;
+    }
+    if (stat.nlink === 0) return; // deleted before its turn: nothing left to act on
+    const file: OpenFile = { fd: event.fd, path: event.path, stat };
+    const result = await this.#o.context().pipeline.scanFile(file);
+    this.stats.onAccessScanned++;
+    await this.#settle(file, result, "on-access", event.pid);
+  }
+
+  async #execute(event: FileEvent): Promise<void> {
+    try {
+      if (this.#gate) await this.#gate;
+      const stat = fstat(event.fd);
+      const file: OpenFile = { fd: event.fd, path: event.path, stat };
+      const result = await this.#o.context().pipeline.scanFile(file);
+      this.stats.executionsScanned++;
+      const v = result.verdict;
+      if (v.kind !== "malicious") {
+        event.respond?.(true);
+        if (v.kind === "error") this.#scanError(file, v.error);
+        return;
+      }
+      const process = readProcessInfo(event.pid);
+      const base = {
+        path: file.path,
+        sha256: result.sha256,
+        size: stat.size,
+        detection: v.name,
+        engine: v.engine,
+        ...processFields(process),
+      };
+      if (event.respond) {
+        event.respond(false);
+        this.stats.executionsBlocked++;
+        this.#o.event({ ...base, type: "Executed Malware", action: "blocked" });
+        this.#o.log.notice(
+          `Execution blocked: ${escapePath(file.path)}: ${v.name} (pid ${event.pid})`,
+        );
+      } else {
+        this.#o.event({ ...base, type: "Executed Malware", action: "kill" });
+        const killed = await killProcessRunning(event.pid, stat);
+        if (killed.killed) {
+          this.stats.processesKilled++;
+          this.#o.event({ ...base, type: "Process Killed", action: "killed" });
+          this.#o.log.notice(
+            `Process killed: pid ${event.pid} ran ${escapePath(file.path)}: ${v.name}`,
+          );
+        } else {
+          this.#o.log.warning(
+            `Could not kill pid ${event.pid} (${escapePath(file.path)}): ${killed.reason}${
+              killed.detail ? ` ${killed.detail}` : ""
+            }`,
+          );
+        }
+      }
+      await this.#settle(file, result, "on-execute", event.pid, process);
+    } catch (error) {
+      this.stats.errors++;
+      this.#o.log.warning(`On-execute scan of ${escapePath(event.path)} failed: ${message(error)}`);
+    } finally {
+      event.respond?.(true); // a no-op when already answered
+      close(event.fd);
+    }
+  }
+
+  async #settle(
+    file: OpenFile,
+    result: FileVerdict,
+    origin: ConvictionOrigin,
+    pid?: number,
+    process?: ProcessInfo,
+  ): Promise<void> {
+    const v = result.verdict;
+    if (v.kind === "error") return this.#scanError(file, v.error);
+    if (v.kind !== "malicious") return;
+    this.stats.detections++;
+    this.stats.lastDetection = { time: Date.now(), path: escapePath(file.path), name: v.name };
+    await this.#o.convictor.convict({
+      file,
+      detection: v.name,
+      engine: v.engine,
+      sha256: result.sha256,
+      origin,
+      process: process ?? (pid !== undefined ? readProcessInfo(pid) : undefined),
+    });
+  }
+
+  #scanError(file: OpenFile, error: string): void {
+    this.stats.errors++;
+    this.#o.log.info(`Scan error (not a conviction): ${escapePath(file.path)}: ${error}`);
+  }
+
+  async #runRescans(): Promise<void> {
+    while (this.#rescanSince !== undefined && !this.#stopping) {
+      const since = this.#rescanSince;
+      this.#rescanSince = undefined;
+      this.stats.rescans++;
+      this.stats.rescanning = true;
+      try {
+        if (this.#gate) await this.#gate;
+        const context = this.#o.context();
+        const targets = this.#o.rescanTargets();
+        const exclude = (path: Uint8Array) => {
+          for (const own of this.#o.ownPaths) if (startsWith(path, own)) return "amp's own files";
+          return context.exclusions.match(path) ? "excluded" : undefined;
+        };
+        const report = await runScan(
+          walk(targets.roots, {
+            ...targets.walk,
+            exclude,
+            changedSinceNs: BigInt(since) * 1_000_000n,
+          }),
+          context.pipeline,
+          {
+            concurrency: this.#o.concurrency,
+            convict: async (file, result) => {
+              if (result.verdict.kind === "malicious") await this.#settle(file, result, "rescan");
+            },
+          },
+        );
+        const s = report.summary;
+        this.#o.log.notice(
+          `Rescan done: ${s.files} files changed since ${new Date(since).toISOString()}, ` +
+            `${s.detections} detections, ${s.errors} errors in ${
+              (s.elapsedMs / 1000).toFixed(1)
+            } s`,
+        );
+      } catch (error) {
+        this.stats.errors++;
+        this.#o.log.error(`Rescan failed: ${message(error)}`);
+      } finally {
+        this.stats.rescanning = false;
+      }
+    }
+  }
+}
+
+function startsWith(path: BytePath, prefix: BytePath): boolean {
+  if (path.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (path[i] !== prefix[i]) return false;
+  return path.length === prefix.length || path[prefix.length] === 0x2f ||
+    prefix[prefix.length - 1] === 0x2f;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,114 @@
+/**
+ * What `amp status` shows: the daemon builds a {@linkcode StatusReport}, the
+ * CLI prints it with {@linkcode formatStatus} in the manner of the reference
+ * connector's `ampcli status`, or as JSON.
+ *
+ * @module
+ */
+
+import type { ScanSummary } from "../scan/scan_run.ts";
+
+/** A scan running in the daemon, or the last one. */
+export interface ScanState {
+  kind: string;
+  paths?: string[];
+  started: number;
+  finished?: number;
+  paused?: boolean;
+  stopped?: boolean;
+  failed?: string;
+  summary: ScanSummary;
+}
+
+/** The daemon's state. */
+export interface StatusReport {
+  version: string;
+  pid: number;
+  startedAt: number;
+  /** Cloud connection: there is no cloud configured yet, so "Offline". */
+  status: "Connected" | "Disconnected" | "Offline";
+  policy: { name: string; id: number; serial: number; source: string };
+  mode: { file: "audit" | "quarantine"; execute: "passive" | "active"; network: string };
+  scan?: ScanState;
+  lastScan?: ScanState;
+  engines: {
+    clamav?: { version: string; signatures: number; dbDir: string };
+    blockList: number;
+    allowList: number;
+    descriptions: string[];
+  };
+  monitor: {
+    backend: string;
+    onAccess: boolean;
+    onExecute: "passive" | "active" | "off";
+    paths: string[];
+    events: number;
+    queued: number;
+    onAccessScanned: number;
+    executionsScanned: number;
+    detections: number;
+    processesKilled: number;
+    executionsBlocked: number;
+    kernelOverflows: number;
+    queueFull: number;
+    rescans: number;
+    permissionTimeouts: number;
+  };
+  quarantine: { files: number };
+  cache: { entries: number; bytes: number };
+  events: { total: number };
+  faults: string[];
+}
+
+/** Local time as `2026-11-26 13:05:01`. */
+export function formatTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function scanLine(s: ScanState): string {
+  const mb = (s.summary.bytes / 1e6).toFixed(1);
+  const what = `${s.kind}${s.paths?.length ? ` ${s.paths.join(" ")}` : ""}`;
+  return `${what}: ${s.summary.files} files, ${mb} MB, ${s.summary.detections} detections`;
+}
+
+/** The lines of `amp status` after "Connected.". */
+export function formatStatus(r: StatusReport): string[] {
+  const scan = r.scan
+    ? `${r.scan.paused ? "Paused" : "Scanning"} (${scanLine(r.scan)})`
+    : "Ready for scan";
+  const last = r.lastScan
+    ? `${formatTime(r.lastScan.finished ?? r.lastScan.started)} (${scanLine(r.lastScan)}${
+      r.lastScan.failed ? `, failed: ${r.lastScan.failed}` : r.lastScan.stopped ? ", stopped" : ""
+    })`
+    : "None";
+  const m = r.monitor;
+  const monitor = m.backend === "off"
+    ? "off"
+    : `${m.backend} (on-access ${m.onAccess ? "on" : "off"}, on-execute ${m.onExecute})`;
+  const mode = r.mode.file === "quarantine" ? "Protect" : "Audit";
+  const clamav = r.engines.clamav
+    ? `ClamAV ${r.engines.clamav.version} (${r.engines.clamav.signatures} signatures)`
+    : "ClamAV off or without signatures";
+  return [
+    `Status:       ${r.status}`,
+    `Mode:         ${mode} (files: ${r.mode.file}, execute: ${r.mode.execute})`,
+    `Scan:         ${scan}`,
+    `Last Scan:    ${last}`,
+    `Policy:       ${r.policy.name} (#${r.policy.id})`,
+    `Engines:      ${clamav}; custom detections ${r.engines.blockList} SHA-256; ` +
+    `allow list ${r.engines.allowList} SHA-256`,
+    `Monitor:      ${monitor}`,
+    `Activity:     ${m.onAccessScanned} files and ${m.executionsScanned} executions scanned, ` +
+    `${m.detections} detections, ${m.processesKilled} killed, ${m.executionsBlocked} blocked`,
+    `Lost events:  ${m.kernelOverflows} kernel overflows, ${m.queueFull} queue full, ` +
+    `${m.rescans} rescans`,
+    `Quarantine:   ${r.quarantine.files} files`,
+    `Cache:        ${r.cache.entries} verdicts (${(r.cache.bytes / 1e6).toFixed(1)} MB)`,
+    `Events:       ${r.events.total}`,
+    `Faults:       ${r.faults.length === 0 ? "None" : r.faults.join("; ")}`,
+    `Daemon:       pid ${r.pid}, amp ${r.version}, up since ${formatTime(r.startedAt)}`,
+  ];
+}
