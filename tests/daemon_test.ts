@@ -322,3 +322,91 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "amp scan through the daemon pauses, resumes and stops on request",
+  ignore,
+  async fn() {
+    // On-access off: the files are not in the verdict cache, so the scan takes a while.
+    const d = await startDaemon({
+      policy: { id: 1, name: "Audit Policy for Linux", monitor: { onAccess: false } },
+    });
+    try {
+      const dir = `${d.watched}/many`;
+      await Deno.mkdir(dir);
+      const write = await new Deno.Command("bash", {
+        args: ["-c", `cd ${dir}; for i in $(seq 1 30000); do echo "unique $i" > f$i; done`],
+      }).output();
+      assert.ok(write.success);
+      const scan = d.amp(["scan", "--custom", dir, "--json"]);
+      const running = await waitFor("the scan to start", async () => {
+        const s = JSON.parse((await d.amp(["status", "--json"])).stdout);
+        return s.scan ? s : undefined;
+      }, 20_000);
+      assert.equal(running.scan.kind, "custom");
+      const pause = await d.amp(["scan", "--pause"]);
+      assert.equal(pause.code, 0, pause.stderr);
+      assert.match(pause.stdout, /Paused the custom scan/);
+      const status = await d.amp(["status"]);
+      assert.match(status.stdout, /^Scan: +Paused \(custom /m);
+      const paused = JSON.parse((await d.amp(["status", "--json"])).stdout).scan.summary.files;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(
+        JSON.parse((await d.amp(["status", "--json"])).stdout).scan.summary.files,
+        paused,
+      );
+      assert.equal((await d.amp(["scan", "--resume"])).code, 0);
+      const stop = await d.amp(["scan", "--stop"]);
+      assert.equal(stop.code, 0, stop.stderr);
+      const done = await scan;
+      assert.equal(done.code, 2, "a stopped scan exits 2");
+      const report = JSON.parse(done.stdout);
+      assert.equal(report.stopped, true);
+      assert.ok(report.summary.files < 30000);
+      const last = JSON.parse((await d.amp(["status", "--json"])).stdout).lastScan;
+      assert.equal(last.stopped, true);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "amp daemon leaves alone the files written by an excluded process",
+  ignore,
+  async fn() {
+    // bash is excluded, dash (sh) is not. Each writer stays alive a moment after
+    // its write: a process that is gone when its event is read cannot be matched.
+    const d = await startDaemon({
+      policy: {
+        id: 1,
+        name: "Audit Policy for Linux",
+        processExclusions: [{ executable: "/usr/bin/bash" }],
+      },
+    });
+    try {
+      const byBash = `${d.watched}/by-bash.com`;
+      const byDash = `${d.watched}/by-dash.com`;
+      for (const [shell, file] of [["bash", byBash], ["dash", byDash]]) {
+        const out = await new Deno.Command(shell, {
+          args: ["-c", `printf '%s' "$0" > ${file}; /bin/sleep 1; echo done`, eicar()],
+        }).output();
+        assert.ok(out.success);
+      }
+      await waitFor(
+        "the dash sample",
+        async () =>
+          (await events(d)).find((e) => e.type === "Threat Detected" && e.path === byDash),
+      );
+      const detected = (await events(d)).filter((e) => e.type === "Threat Detected");
+      assert.ok(
+        !detected.some((e) => e.path === byBash),
+        `a file written by bash was scanned: ${JSON.stringify(detected)}`,
+      );
+      const status = JSON.parse((await d.amp(["status", "--json"])).stdout);
+      assert.equal(status.monitor.detections, 1);
+    } finally {
+      await d.stop();
+    }
+  },
+});

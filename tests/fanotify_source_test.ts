@@ -407,3 +407,46 @@ Deno.test("FanotifySource.open() throws SysError ENOENT for a missing path and l
   );
   assert.equal(fds(), before, "the descriptor of / was closed");
 });
+
+for (const [exec, onAccess] of [["passive", true], ["active", true], ["passive", false]] as const) {
+  test(`FanotifySource (${exec}, on-access ${onAccess}): an ignored executable is not reported until modified`, async () => {
+    await withSource({ onAccess, exec }, async (source, dir) => {
+      await shOk(
+        dir,
+        `cp /bin/true "$d/t"; chmod 755 "$d/t"; cp /bin/true "$d/u"; chmod 755 "$d/u"`,
+      );
+      const execOf = (e: MonitorEvent) =>
+        isFile(e) && (e.kind === "exec" || e.kind === "exec-perm") &&
+        escapePath(e.path) === `${dir}/t`;
+      // First run: reported; the consumer finds it clean and ignores it.
+      const first = sh(dir, `"$d/t"`);
+      const event = await waitFor(source, execOf) as FileEvent;
+      assert.equal(event.ignoreUntilModified?.(), true);
+      release(event);
+      assert.equal((await first.status).code, 0);
+      assert.equal(source.stats.ignoreMarks, 1);
+      // Second run: not reported (a later write is the sentinel).
+      // (Not awaited first: in active mode "u" waits for our answer.)
+      const second = sh(dir, `"$d/t"; "$d/u"`);
+      let execs = 0;
+      await waitFor(source, pathIs(bytePath(`${dir}/u`)), {
+        seen: (e) => execOf(e) && execs++,
+      }).then(release);
+      assert.equal((await second.status).code, 0);
+      assert.equal(execs, 0, "the ignored executable was reported again");
+      // Modified in place: reported again.
+      await shOk(dir, `printf '\\0' >> "$d/t"`);
+      const third = sh(dir, `"$d/t"`);
+      const again = await waitFor(source, execOf) as FileEvent;
+      assert.equal(again.ignoreUntilModified?.(), true);
+      release(again);
+      assert.equal((await third.status).code, 0);
+      // Forgotten (signatures changed): reported again without a change to the file.
+      source.forgetIgnored();
+      assert.equal(source.stats.ignoreMarks, 0);
+      const fourth = sh(dir, `"$d/t"`);
+      release(await waitFor(source, execOf));
+      assert.equal((await fourth.status).code, 0);
+    });
+  });
+}

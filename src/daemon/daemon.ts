@@ -326,12 +326,13 @@ export class Daemon {
   }
 
   // 7. monitor
-  async #stepMonitor(): Promise<void> {
-    await this.#startMonitor();
+  #stepMonitor(): Promise<void> {
+    this.#startMonitor();
     this.#onTeardown("monitor", () => this.#stopMonitor());
+    return Promise.resolve();
   }
 
-  async #startMonitor(): Promise<void> {
+  #startMonitor(): void {
     const c = this.#config.monitor;
     const m = this.#policy.monitor;
     if (c.backend === "off" || (!m.onAccess && !m.onExecute)) {
@@ -340,14 +341,17 @@ export class Daemon {
     }
     const paths = this.#watchedPaths();
     try {
-      this.#source = await FanotifySource.open({
+      const source = FanotifySource.open({
         paths,
         onAccess: m.onAccess,
         exec: m.onExecute ? this.#policy.mode.execute : "off",
         permissionTimeoutMs: m.permissionTimeoutMs,
         timeoutAnswer: m.timeoutAnswer,
         pathPrefixes: c.paths.length > 0 ? c.paths.map(bytePath) : undefined,
+        onProblem: (m) => this.#log.warning(`fanotify: ${m}`),
       });
+      for (const w of source.warnings) this.#log.warning(`fanotify: ${w}`);
+      this.#source = source;
       this.#faults.delete("monitor");
     } catch (error) {
       this.#fault("monitor", `Real-time protection unavailable: ${message(error)}`);
@@ -464,6 +468,8 @@ export class Daemon {
     })();
     this.#realtime?.hold(swap);
     await swap;
+    // Executables the kernel was told to skip were judged by the old set.
+    this.#source?.forgetIgnored?.();
     if (policyChanged) {
       this.#policy = load.policy;
       this.#policySource = load.source;
@@ -482,7 +488,7 @@ export class Daemon {
       if (monitorSettingsChanged(old, load.policy)) {
         const since = Date.now();
         await this.#stopMonitor();
-        await this.#startMonitor();
+        this.#startMonitor();
         this.#realtime?.rescanSince(
           since - 2_000,
           "real-time protection restarted for the new policy",
@@ -606,6 +612,7 @@ export class Daemon {
         queueFull: rt?.queueFull ?? 0,
         rescans: rt?.rescans ?? 0,
         permissionTimeouts: src?.permissionTimeouts ?? 0,
+        ignoredExecutables: src?.ignoreMarks ?? 0,
       },
       quarantine: { files: (await this.#quarantine?.count()) ?? 0 },
       cache: { entries: (await this.#cache?.count()) ?? 0, bytes: cacheBytes },

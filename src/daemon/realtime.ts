@@ -41,6 +41,9 @@ import { FileQueue } from "./file_queue.ts";
 /** How far before a loss a rescan looks, for clock granularity and events in flight. */
 const RESCAN_SLACK_MS = 2_000;
 
+/** A rescan starts once no event was lost for this long (and amp's queue is half empty). */
+const RESCAN_SETTLE_MS = 250;
+
 /** Executions scanned at once before the reader waits (each holds a descriptor). */
 const MAX_EXEC_IN_FLIGHT = 256;
 
@@ -112,6 +115,7 @@ export class RealTimeProtection {
   #rescan?: Promise<void>;
   #rescanSince?: number;
   #lastRead = Date.now();
+  #lastLoss = 0;
   #stopping = false;
 
   constructor(options: RealTimeOptions) {
@@ -160,6 +164,7 @@ export class RealTimeProtection {
 
   /** Schedules a rescan of files changed since `sinceMs` (after a loss, or on request). */
   rescanSince(sinceMs: number, why: string): void {
+    this.#lastLoss = Date.now();
     this.#o.log.warning(
       `Events may have been missed (${why}): rescanning files changed since ${
         new Date(sinceMs).toISOString()
@@ -206,6 +211,7 @@ export class RealTimeProtection {
     } else if (pushed === "full") {
       close(event.fd);
       this.stats.queueFull++;
+      this.#lastLoss = Date.now();
       // Rescan from just before this event; one log line per burst.
       if (this.#rescanSince === undefined) {
         this.rescanSince(Date.now() - RESCAN_SLACK_MS, "amp's scan queue is full");
@@ -261,6 +267,8 @@ export class RealTimeProtection {
       this.stats.executionsScanned++;
       const v = result.verdict;
       if (v.kind !== "malicious") {
+        // Clean: the kernel stops reporting its executions until it changes.
+        if (v.kind === "clean") event.ignoreUntilModified?.();
         event.respond?.(true);
         if (v.kind === "error") this.#scanError(file, v.error);
         return;
@@ -337,6 +345,15 @@ export class RealTimeProtection {
 
   async #runRescans(): Promise<void> {
     while (this.#rescanSince !== undefined && !this.#stopping) {
+      // Let a storm pass first: one rescan after it covers every loss in it,
+      // where starting at once would need another for the losses that follow.
+      while (
+        !this.#stopping &&
+        (Date.now() - this.#lastLoss < RESCAN_SETTLE_MS ||
+          this.#queue.size > this.#queue.limit / 2)
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const since = this.#rescanSince;
       this.#rescanSince = undefined;
       this.stats.rescans++;

@@ -15,7 +15,14 @@ import { RealTimeProtection } from "./realtime.ts";
 /** A source fed by the test: batches are handed out in order; close() ends the loop. */
 class FakeSource implements FileEventSource {
   readonly backend = "fake";
-  readonly stats = { events: 0, overflows: 0, permissionTimeouts: 0, ownEvents: 0, errors: 0 };
+  readonly stats = {
+    events: 0,
+    overflows: 0,
+    permissionTimeouts: 0,
+    ownEvents: 0,
+    errors: 0,
+    ignoreMarks: 0,
+  };
   #batches: MonitorEvent[][] = [];
   #wake?: () => void;
   #closed = false;

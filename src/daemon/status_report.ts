@@ -53,6 +53,8 @@ export interface StatusReport {
     queueFull: number;
     rescans: number;
     permissionTimeouts: number;
+    /** Executables found clean that the kernel skips until they change. */
+    ignoredExecutables: number;
   };
   quarantine: { files: number };
   cache: { entries: number; bytes: number };
@@ -103,6 +105,7 @@ export function formatStatus(r: StatusReport): string[] {
     `Monitor:      ${monitor}`,
     `Activity:     ${m.onAccessScanned} files and ${m.executionsScanned} executions scanned, ` +
     `${m.detections} detections, ${m.processesKilled} killed, ${m.executionsBlocked} blocked`,
+    `Exec cache:   ${m.ignoredExecutables} clean executables skipped by the kernel until changed`,
     `Lost events:  ${m.kernelOverflows} kernel overflows, ${m.queueFull} queue full, ` +
     `${m.rescans} rescans`,
     `Quarantine:   ${r.quarantine.files} files`,

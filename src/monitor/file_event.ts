@@ -25,6 +25,13 @@ export interface FileEvent {
   path: Uint8Array;
   /** exec-perm only: answer exactly once; later calls are ignored. */
   respond?: (allow: boolean) => void;
+  /**
+   * exec and exec-perm: the file was found clean, so the kernel need not
+   * report its executions again until it is modified (a kernel-side verdict
+   * cache). Call before closing `fd`. Returns false when it was not done
+   * (the source's limit of such marks, or the kernel refused).
+   */
+  ignoreUntilModified?: () => boolean;
 }
 
 /** The kernel queue overflowed: something was missed (a rescan is due). */
@@ -43,6 +50,11 @@ export interface FileEventSource {
   readonly backend: string;
   /** Next batch of events; resolves to [] only after close(). */
   next(): Promise<MonitorEvent[]>;
+  /**
+   * Forgets every `ignoreUntilModified` (signatures or policy changed: a
+   * file found clean before may not be clean now).
+   */
+  forgetIgnored?(): void;
   /** Stops reading, answers "allow" to every unanswered permission event, closes fds. Safe twice. */
   close(): Promise<void>;
   /** Counters since the source was opened. */
@@ -52,5 +64,7 @@ export interface FileEventSource {
     permissionTimeouts: number;
     ownEvents: number;
     errors: number;
+    /** Files whose executions the kernel no longer reports until modified. */
+    ignoreMarks: number;
   };
 }

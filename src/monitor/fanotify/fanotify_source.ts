@@ -105,6 +105,8 @@ export interface FanotifyOptions {
   pathPrefixes?: Uint8Array[];
   /** Told about each record or call that failed and was counted in `stats.errors` (for the log). */
   onProblem?: (message: string) => void;
+  /** Most files whose executions are ignored until modified (each pins an inode). Default 8192. */
+  maxIgnoreMarks?: number;
 }
 
 /** Bytes per read: bounds the descriptors one read creates (~340 events). */
@@ -112,6 +114,12 @@ const READ_BUFFER_SIZE = 8192;
 /** After a failed `poll`, wait this long so a persistent failure cannot spin. */
 const POLL_FAILURE_PAUSE_MS = 100;
 const DEFAULT_PERMISSION_TIMEOUT_MS = 5000;
+
+/** `AT_FDCWD`: no directory (FAN_MARK_FLUSH takes no object). */
+const AT_FDCWD = -100;
+
+/** Default bound of ignore marks (fs.fanotify.max_user_marks is far larger on any host). */
+const DEFAULT_MAX_IGNORE_MARKS = 8192;
 /** Errors of opening a moved file that mean it is gone or was never a plain file: not problems. */
 const GONE = new Set(["ENOENT", "ESTALE", "ENOTDIR", "ELOOP"]);
 
@@ -147,7 +155,14 @@ export class FanotifySource implements FileEventSource {
   /** Always `"fanotify"`. */
   readonly backend = "fanotify";
   /** Counters since open; `events` counts file events yielded. */
-  readonly stats = { events: 0, overflows: 0, permissionTimeouts: 0, ownEvents: 0, errors: 0 };
+  readonly stats = {
+    events: 0,
+    overflows: 0,
+    permissionTimeouts: 0,
+    ownEvents: 0,
+    errors: 0,
+    ignoreMarks: 0,
+  };
   /** Why moved-to events are not reported on some watched file systems (empty when they all are). */
   readonly warnings: readonly string[];
 
@@ -165,6 +180,8 @@ export class FanotifySource implements FileEventSource {
   readonly #timeoutAnswer: number;
   readonly #prefixes: Uint8Array[] | undefined;
   readonly #onProblem: ((message: string) => void) | undefined;
+  readonly #execMask: number;
+  readonly #maxIgnoreMarks: number;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** The chain of `next()` calls; settled means no `poll` is in flight. */
@@ -191,6 +208,12 @@ export class FanotifySource implements FileEventSource {
     this.#timeoutAnswer = options.timeoutAnswer === "deny" ? FAN_DENY : FAN_ALLOW;
     this.#prefixes = options.pathPrefixes?.map((p) => p.slice());
     this.#onProblem = options.onProblem;
+    this.#execMask = options.exec === "active"
+      ? FAN.OPEN_EXEC_PERM
+      : options.exec === "passive"
+      ? FAN.OPEN_EXEC
+      : 0;
+    this.#maxIgnoreMarks = options.maxIgnoreMarks ?? DEFAULT_MAX_IGNORE_MARKS;
     this.warnings = warnings;
   }
 
@@ -360,6 +383,9 @@ export class FanotifySource implements FileEventSource {
     }
     const event: FileEvent = { kind, fd: r.fd, pid: r.pid, path };
     if (perm) event.respond = this.#hold(r.fd);
+    if (kind === "exec" || kind === "exec-perm") {
+      event.ignoreUntilModified = () => this.#ignoreExecs(r.fd);
+    }
     this.stats.events++;
     out.push(event);
   }
@@ -433,6 +459,37 @@ export class FanotifySource implements FileEventSource {
     }
   }
 
+  /**
+   * Adds an ignore mark for executions on the file's inode. Without
+   * `FAN_MARK_IGNORED_SURV_MODIFY` the kernel clears it when the file is
+   * modified, and it dies with the group (the daemon reopens the source when
+   * signatures or policy change). Bounded: each mark pins an inode.
+   */
+  #ignoreExecs(fd: number): boolean {
+    if (this.#closed || this.#execMask === 0 || this.stats.ignoreMarks >= this.#maxIgnoreMarks) {
+      return false;
+    }
+    try {
+      fanotifyMark(this.#main, FAN_MARK.ADD | FAN_MARK.IGNORED_MASK, this.#execMask, fd, "ignore");
+      this.stats.ignoreMarks++;
+      return true;
+    } catch (error) {
+      this.#problem(error instanceof Error ? error.message : String(error));
+      return false;
+    }
+  }
+
+  /** Removes every ignore mark (the group's inode marks: it has no others). */
+  forgetIgnored(): void {
+    if (this.#closed) return;
+    try {
+      fanotifyMark(this.#main, FAN_MARK.FLUSH, 0, AT_FDCWD, "flush ignore marks");
+      this.stats.ignoreMarks = 0;
+    } catch (error) {
+      this.#problem(error instanceof Error ? error.message : String(error));
+    }
+  }
+
   /** Registers a handed-out permission event; returns its `respond`. */
   #hold(fd: number): (allow: boolean) => void {
     const pending: Pending = { fd, timer: undefined };
@@ -440,6 +497,11 @@ export class FanotifySource implements FileEventSource {
       if (!this.#pending.delete(pending)) return;
       this.stats.permissionTimeouts++;
       this.#answer(fd, this.#timeoutAnswer);
+      this.#onProblem?.(
+        `An execution waited ${this.#timeoutMs} ms without a verdict: answered ${
+          this.#timeoutAnswer === FAN_ALLOW ? "allow (fail-open)" : "deny (fail-closed)"
+        }`,
+      );
     }, this.#timeoutMs);
     this.#pending.add(pending);
     return (allow: boolean) => {
