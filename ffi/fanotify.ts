@@ -94,6 +94,12 @@ export const FAN_MARK = {
   IGNORED_MASK: 0x20,
   FLUSH: 0x80,
   FILESYSTEM: 0x100,
+  /**
+   * Linux ≥ 5.19, inode marks only: the mark does not pin its inode, so the
+   * kernel may evict the inode (and the mark with it) under memory pressure.
+   * Older kernels refuse the flag with `EINVAL`.
+   */
+  EVICTABLE: 0x200,
 } as const;
 
 /** `fanotify_response.response` values. */

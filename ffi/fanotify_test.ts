@@ -25,6 +25,13 @@ import { hasCompiler, IN_CI, runC } from "../tests/fixtures/native.ts";
 const noCompiler = !hasCompiler() && !IN_CI;
 if (noCompiler) console.log("fanotify_test: skipping layout test: no `cc` on PATH (CI != true)");
 
+/**
+ * Constants that the libc headers may not define yet (Debian 12's glibc
+ * headers come with older kernel headers): compared only when the C program
+ * prints them.
+ */
+const OPTIONAL: ReadonlySet<string> = new Set(["FAN_MARK_EVICTABLE"]);
+
 /** Every TypeScript value, under the name the C program prints it with. */
 function expected(): Map<string, number> {
   const m = new Map<string, number>();
@@ -61,6 +68,7 @@ Deno.test({
   async fn() {
     const names = [...expected().keys()];
     const constants = names.filter((n) => !n.includes("."));
+    const print = (n: string) => OPTIONAL.has(n) ? `#ifdef ${n}\n  V(${n});\n#endif` : `  V(${n});`;
     const c = await runC(`
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -78,7 +86,7 @@ Deno.test({
 #define OFF(name, t, f) printf(name " %zu\\n", offsetof(t, f))
 #define SIZE(name, t) printf(name " %zu\\n", sizeof(t))
 int main(void) {
-${constants.map((n) => `  V(${n});`).join("\n")}
+${constants.map(print).join("\n")}
   SIZE("meta.size", struct fanotify_event_metadata);
   OFF("meta.event_len", struct fanotify_event_metadata, event_len);
   OFF("meta.vers", struct fanotify_event_metadata, vers);
@@ -109,10 +117,17 @@ ${constants.map((n) => `  V(${n});`).join("\n")}
   return 0;
 }
 `);
+    let skipped = 0;
     for (const [name, value] of expected()) {
+      // Not defined by these headers: nothing to compare with (the kernel's own check is EINVAL).
+      if (OPTIONAL.has(name) && !c.has(name)) {
+        console.log(`fanotify_test: ${name} is not in these headers: not compared`);
+        skipped++;
+        continue;
+      }
       assert.equal(value, c.get(name), `${name}: TypeScript ${value}, C ${c.get(name)}`);
     }
-    assert.equal(c.size, expected().size);
+    assert.equal(c.size, expected().size - skipped);
   },
 });
 

@@ -116,25 +116,28 @@ Deno.test({
   },
 });
 
-async function blockedSleep(execute: "passive" | "active") {
+async function blockedSleep(execute: "passive" | "active", file: "audit" | "quarantine") {
   const sleepHash = sha256(await Deno.readFile("/bin/sleep"));
+  const copy = "sleepy";
   const d = await startDaemon({
-    policy: { id: 1, name: "Audit Policy for Linux", mode: { execute } },
+    policy: { id: 9, name: "Exec test", mode: { file, execute } },
     blockList: [sleepHash],
+    // Copied in before the daemon starts: under Protect it would be quarantined on access.
+    prepare: async (watched) => {
+      await Deno.copyFile("/bin/sleep", `${watched}/${copy}`);
+      await Deno.chmod(`${watched}/${copy}`, 0o755);
+      await Deno.copyFile("/bin/true", `${watched}/fine`);
+      await Deno.chmod(`${watched}/fine`, 0o755);
+    },
   });
-  const copy = `${d.watched}/sleepy`;
-  await Deno.copyFile("/bin/sleep", copy);
-  await Deno.chmod(copy, 0o755);
-  await Deno.copyFile("/bin/true", `${d.watched}/fine`);
-  await Deno.chmod(`${d.watched}/fine`, 0o755);
-  return { d, copy };
+  return { d, copy: `${d.watched}/${copy}` };
 }
 
 Deno.test({
-  name: "amp daemon (passive) kills a block-listed program it sees executed",
+  name: "amp daemon (protect, passive) kills a block-listed program it sees executed",
   ignore,
   async fn() {
-    const { d, copy } = await blockedSleep("passive");
+    const { d, copy } = await blockedSleep("passive", "quarantine");
     try {
       const started = performance.now();
       const child = new Deno.Command(copy, { args: ["30"] }).spawn();
@@ -147,10 +150,16 @@ Deno.test({
       );
       assert.equal(killed.pid, child.pid);
       assert.equal(killed.path, copy);
+      assert.equal(killed.executable, copy);
       assert.equal(killed.detection, "Amp.Test.Blocked");
-      assert.match(String(killed.commandLine), /sleepy 30$/);
       const executed = (await events(d)).find((e) => e.type === "Executed Malware");
-      assert.ok(executed);
+      assert.equal(executed?.action, "kill");
+      // Under Protect the file is quarantined as well.
+      await waitFor(
+        "Threat Quarantined",
+        async () =>
+          (await events(d)).find((e) => e.type === "Threat Quarantined" && e.path === copy),
+      );
       // A program that is not listed runs undisturbed.
       const ok = await new Deno.Command(`${d.watched}/fine`).output();
       assert.equal(ok.code, 0);
@@ -161,10 +170,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "amp daemon (active) denies the execution of a block-listed program",
+  name: "amp daemon (protect, active) denies the execution of a block-listed program",
   ignore,
   async fn() {
-    const { d, copy } = await blockedSleep("active");
+    const { d, copy } = await blockedSleep("active", "quarantine");
     try {
       const out = await new Deno.Command("sh", {
         args: ["-c", `${copy} 0; echo "exit=$?"`],
@@ -179,12 +188,35 @@ Deno.test({
         async () => (await events(d)).find((e) => e.type === "Executed Malware"),
       );
       assert.equal(blocked.action, "blocked");
+      assert.equal(blocked.executable, copy);
       assert.ok(!(await events(d)).some((e) => e.type === "Process Killed"));
       const ok = await new Deno.Command(`${d.watched}/fine`).output();
       assert.equal(ok.code, 0);
       const status = JSON.parse((await d.amp(["status", "--json"])).stdout);
       assert.equal(status.monitor.onExecute, "active");
       assert.equal(status.monitor.executionsBlocked, 1);
+    } finally {
+      await d.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "amp daemon (audit) records an executed block-listed program and lets it run",
+  ignore,
+  async fn() {
+    const { d, copy } = await blockedSleep("active", "audit");
+    try {
+      const out = await new Deno.Command(copy, { args: ["0"] }).output();
+      assert.equal(out.code, 0);
+      const executed = await waitFor(
+        "Executed Malware",
+        async () => (await events(d)).find((e) => e.type === "Executed Malware"),
+      );
+      assert.equal(executed.action, "audit");
+      const types = (await events(d)).map((e) => e.type);
+      assert.ok(!types.includes("Process Killed"));
+      assert.ok(!types.includes("Threat Quarantined"));
     } finally {
       await d.stop();
     }
@@ -243,6 +275,12 @@ Deno.test({
       assert.match(status.stdout, /^Policy: +Audit Policy for Linux \(#1\)$/m);
       assert.match(status.stdout, /^Monitor: +fanotify \(on-access on, on-execute passive\)$/m);
       assert.match(status.stdout, /ClamAV [\d.]+ \(2 signatures\)/);
+
+      // A second daemon on the same root is refused before it touches anything.
+      const second = await amp(["daemon", "--root", d.root]);
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /Another amp daemon is running/);
+      assert.ok(!(await events(d)).some((e) => e.type === "Connector Stopped"));
 
       const nobody = await amp(["status", "--root", d.root], {
         prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],

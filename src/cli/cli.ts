@@ -17,6 +17,12 @@ import { openQuarantineStore } from "./daemon_quarantine_store.ts";
 import { makeScanCommand } from "./scan_command.ts";
 import { makeStatusCommand } from "./status_command.ts";
 import { UsageError } from "./usage_error.ts";
+import {
+  DaemonAccessError,
+  DaemonProtocolError,
+  DaemonRequestError,
+  DaemonUnavailableError,
+} from "../ipc/ipc_errors.ts";
 
 /** Builds the `amp` command with its subcommands. */
 export function makeCli(): Command {
@@ -58,6 +64,15 @@ export async function runCli(args: string[]): Promise<void> {
     if (error instanceof UsageError) {
       console.error(`amp: ${error.message}`);
       Deno.exit(error.exitCode);
+    }
+    if (
+      error instanceof DaemonUnavailableError || error instanceof DaemonAccessError ||
+      error instanceof DaemonProtocolError || error instanceof DaemonRequestError
+    ) {
+      // The daemon went away, refused the request or speaks another protocol:
+      // one line and exit 2, as for any other error that is not a detection.
+      console.error(`amp: ${error.message}`);
+      Deno.exit(2);
     }
     throw error;
   }

@@ -9,6 +9,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { resolve } from "node:path";
 import type { RestoreOptions, RestoreResult } from "../protect/quarantine.ts";
 import type { IpcClient } from "../ipc/ipc_client.ts";
 import { DaemonAccessError, DaemonUnavailableError } from "../ipc/ipc_errors.ts";
@@ -62,8 +63,9 @@ class DaemonQuarantineStore implements QuarantineStore {
   }
 
   async restore(id: number, options: RestoreOptions = {}): Promise<RestoreResult> {
+    // The daemon has its own working directory: send an absolute path.
     const to = options.to
-      ? new TextDecoder("utf-8", { fatal: true }).decode(options.to)
+      ? resolve(new TextDecoder("utf-8", { fatal: true }).decode(options.to))
       : undefined;
     const r = (await this.#call("quarantine.restore", { id, to, force: options.force })) as {
       record: WireRecord;

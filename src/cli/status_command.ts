@@ -47,7 +47,9 @@ Examples:
         }
       } catch (error) {
         if (error instanceof DaemonUnavailableError || error instanceof DaemonAccessError) {
-          const hint = error instanceof DaemonUnavailableError
+          const notRunning = error instanceof DaemonUnavailableError &&
+            /not running|refused/i.test(error.message);
+          const hint = notRunning
             ? " Start it with `amp daemon` (or your init system: systemctl start amp)."
             : "";
           if (opts.json) {

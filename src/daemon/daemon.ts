@@ -29,6 +29,9 @@ import { Logger } from "../log/logger.ts";
 import { StderrSink } from "../log/stderr_sink.ts";
 import { SyslogSink } from "../log/syslog_sink.ts";
 import { IpcServer } from "../ipc/ipc_server.ts";
+import { IpcClient } from "../ipc/ipc_client.ts";
+import { DaemonRunningError } from "../ipc/ipc_errors.ts";
+import type { FileScanner } from "../scan/scan_run.ts";
 import type { FileEventSource } from "../monitor/file_event.ts";
 import { FanotifySource } from "../monitor/fanotify/fanotify_source.ts";
 import { ConfigError, resolveUnderRoot } from "../policy/load_policy.ts";
@@ -45,7 +48,7 @@ import { customTargets, fullTargets } from "../scan/scan_targets.ts";
 import type { AmpEvent } from "../store/event.ts";
 import { EventsDb } from "../store/events_db.ts";
 import { VerdictCache } from "../store/verdict_cache.ts";
-import { bytePath } from "../sys/byte_path.ts";
+import { type BytePath, bytePath } from "../sys/byte_path.ts";
 import { limitMallocArenas } from "../sys/libc.ts";
 import { VERSION } from "../version.ts";
 import { Buffer } from "node:buffer";
@@ -94,11 +97,21 @@ export class Daemon {
   #scans!: ScanService;
   #source?: FileEventSource;
   #realtime?: RealTimeProtection;
-  #realtimeDone?: Promise<void>;
+  #realtimeDone?: Promise<{ droppedSince?: number }>;
   #pendingEvents: AmpEvent[] = [];
   #eventTimer?: ReturnType<typeof setTimeout>;
   #eventWrite: Promise<void> = Promise.resolve();
   #reloading?: Promise<void>;
+  #reloadAgain?: Promise<void>;
+  /** Set while a reload swaps the engine: scans wait for it. */
+  #swapping?: Promise<void>;
+  /** Scans a file with the context in force, waiting while a reload swaps it. */
+  readonly #scanner: FileScanner = {
+    scanFile: async (file) => {
+      while (this.#swapping) await this.#swapping;
+      return await this.#context.scanFile(file);
+    },
+  };
   #stopped = Promise.withResolvers<void>();
   #host = Deno.hostname();
 
@@ -127,12 +140,13 @@ export class Daemon {
     const steps: Array<[string, () => Promise<void>]> = [
       ["config", () => this.#stepConfig()],
       ["log", () => this.#stepLog()],
+      ["signals", () => this.#stepSignals()],
+      ["single instance", () => this.#stepSingleInstance()],
       ["state", () => this.#stepState()],
       ["policy", () => this.#stepPolicy()],
       ["engines", () => this.#stepEngines()],
       ["ipc", () => this.#stepIpc()],
       ["monitor", () => this.#stepMonitor()],
-      ["signals", () => this.#stepSignals()],
     ];
     for (const [name, step] of steps) {
       try {
@@ -145,6 +159,23 @@ export class Daemon {
     }
     this.#event({ type: "Connector Started", details: { version: VERSION, pid: Deno.pid } });
     this.#log.notice(`Connector started (amp ${VERSION}, pid ${Deno.pid})`);
+    // Only a connector that started says it stopped (not a second daemon refused at start-up).
+    this.#onTeardown("connector", () => {
+      this.#event({ type: "Connector Stopped", details: { pid: Deno.pid } });
+    });
+  }
+
+  /** Refuses to start beside a live daemon before touching its files. */
+  async #stepSingleInstance(): Promise<void> {
+    const path = resolveUnderRoot(this.root, this.#config.socket);
+    let client: IpcClient | undefined;
+    try {
+      client = await IpcClient.connect(path, { timeoutMs: 2_000 });
+    } catch {
+      return; // nobody answers: the socket is free or stale (the ipc step replaces it)
+    }
+    await client.close();
+    throw new DaemonRunningError(path);
   }
 
   #onTeardown(name: string, run: () => Promise<void> | void): void {
@@ -201,7 +232,6 @@ export class Daemon {
       this.#fault("events", `events.db was corrupt: moved to ${this.#events.recovered}`);
     }
     this.#onTeardown("events", async () => {
-      this.#event({ type: "Connector Stopped", details: { pid: Deno.pid } });
       await this.#flushEvents();
       await this.#events?.close();
     });
@@ -266,6 +296,8 @@ export class Daemon {
     await this.#loadEngine(this.#context);
     this.#scans = new ScanService({
       context: () => this.#context,
+      scanner: this.#scanner,
+      ownPaths: () => this.#ownPaths(),
       convictor: this.#convictor,
       event: (e) => this.#event(e),
       root: this.root,
@@ -308,6 +340,7 @@ export class Daemon {
     const path = resolveUnderRoot(this.root, this.#config.socket);
     const server = await IpcServer.listen({
       path,
+      logger: this.#log,
       handlers: {
         status: () => this.status(),
         scan: (params, ctx) => this.#scans.run(ScanParamsSchema.parse(params), ctx.progress),
@@ -328,7 +361,9 @@ export class Daemon {
   // 7. monitor
   #stepMonitor(): Promise<void> {
     this.#startMonitor();
-    this.#onTeardown("monitor", () => this.#stopMonitor());
+    this.#onTeardown("monitor", async () => {
+      await this.#stopMonitor();
+    });
     return Promise.resolve();
   }
 
@@ -340,8 +375,9 @@ export class Daemon {
       return;
     }
     const paths = this.#watchedPaths();
+    let source: FanotifySource;
     try {
-      const source = FanotifySource.open({
+      source = FanotifySource.open({
         paths,
         onAccess: m.onAccess,
         exec: m.onExecute ? this.#policy.mode.execute : "off",
@@ -357,23 +393,28 @@ export class Daemon {
       this.#fault("monitor", `Real-time protection unavailable: ${message(error)}`);
       return;
     }
-    const ownPaths = ["/var/lib/amp", "/var/log/amp", "/run/amp", "/opt/amp"]
-      .map((p) => resolveUnderRoot(this.root, p))
-      .concat([this.#config.clamav.dbDir])
-      .map(bytePath);
-    this.#realtime = new RealTimeProtection({
-      source: this.#source,
+    const queueLimit = this.#queueLimit();
+    const realtime = new RealTimeProtection({
+      source,
       context: () => this.#context,
+      scanner: this.#scanner,
+      enforce: () => this.#policy.mode.file === "quarantine",
       processExclusions: () => this.#processExclusions,
       convictor: this.#convictor,
       event: (e) => this.#event(e),
       log: this.#log,
-      queueLimit: c.queueLimit,
+      queueLimit,
       concurrency: defaultConcurrency(),
-      ownPaths,
+      ownPaths: this.#ownPaths(),
       rescanTargets: () => c.paths.length > 0 ? customTargets(c.paths) : fullTargets("/"),
     });
-    this.#realtimeDone = this.#realtime.run();
+    this.#realtime = realtime;
+    this.#realtimeDone = realtime.run().then((result) => {
+      if (realtime.failed) {
+        this.#fault("monitor", `Real-time protection stopped: ${realtime.failed}`);
+      }
+      return result;
+    });
     this.#log.notice(
       `Real-time protection on (${this.#source.backend}): on-access ${
         m.onAccess ? "on" : "off"
@@ -384,12 +425,46 @@ export class Daemon {
     );
   }
 
-  async #stopMonitor(): Promise<void> {
+  /** Stops real-time protection; resolves with when the oldest file it dropped was read. */
+  async #stopMonitor(): Promise<number | undefined> {
     await this.#source?.close();
-    await this.#realtimeDone;
+    const result = await this.#realtimeDone;
     this.#source = undefined;
     this.#realtime = undefined;
     this.#realtimeDone = undefined;
+    return result?.droppedSince;
+  }
+
+  /** amp's own files: never scanned, never convicted. */
+  #ownPaths(): BytePath[] {
+    return ["/var/lib/amp", "/var/log/amp", "/run/amp", "/opt/amp"]
+      .map((p) => resolveUnderRoot(this.root, p))
+      .concat([this.#config.clamav.dbDir])
+      .map(bytePath);
+  }
+
+  /**
+   * amp.json's queue limit, capped so that waiting files (one descriptor
+   * each) leave room under the open-file limit: running out of descriptors
+   * makes the kernel drop events and deny executions.
+   */
+  #queueLimit(): number {
+    const wanted = this.#config.monitor.queueLimit;
+    let nofile = Infinity;
+    try {
+      const limits = Deno.readTextFileSync("/proc/self/limits");
+      const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+      if (m && m[1] !== "unlimited") nofile = Number(m[1]);
+    } catch {
+      // no /proc: keep the configured limit
+    }
+    const limit = Math.max(64, Math.min(wanted, Math.floor((nofile - 1024) / 2)));
+    if (limit < wanted) {
+      this.#log.warning(
+        `Scan queue limited to ${limit} files (open-file limit ${nofile}; amp.json asks ${wanted})`,
+      );
+    }
+    return limit;
   }
 
   /** Mount points watched: amp.json's paths, else every local file system. */
@@ -432,7 +507,15 @@ export class Daemon {
    * policy keeps the one in force (Policy Update Failure); one reload at a time.
    */
   reload(): Promise<void> {
-    this.#reloading ??= this.#reload().finally(() => (this.#reloading = undefined));
+    if (this.#reloading) {
+      // A change made during a reload is read by one more reload after it.
+      this.#reloadAgain ??= this.#reloading.then(() => {
+        this.#reloadAgain = undefined;
+        return this.reload();
+      });
+      return this.#reloadAgain;
+    }
+    this.#reloading = this.#reload().finally(() => (this.#reloading = undefined));
     return this.#reloading;
   }
 
@@ -466,8 +549,14 @@ export class Daemon {
       this.#context = candidate;
       await this.#loadEngine(candidate);
     })();
-    this.#realtime?.hold(swap);
-    await swap;
+    const swapped = swap.then(() => {}, () => {});
+    this.#swapping = swapped;
+    this.#realtime?.hold(swapped);
+    try {
+      await swap;
+    } finally {
+      if (this.#swapping === swapped) this.#swapping = undefined;
+    }
     // Executables the kernel was told to skip were judged by the old set.
     this.#source?.forgetIgnored?.();
     if (policyChanged) {
@@ -487,10 +576,10 @@ export class Daemon {
       );
       if (monitorSettingsChanged(old, load.policy)) {
         const since = Date.now();
-        await this.#stopMonitor();
+        const dropped = await this.#stopMonitor();
         this.#startMonitor();
         this.#realtime?.rescanSince(
-          since - 2_000,
+          Math.min(since, dropped ?? since) - 2_000,
           "real-time protection restarted for the new policy",
         );
       }
@@ -552,7 +641,9 @@ export class Daemon {
         const record = await quarantine.get(id);
         return record ? toWire(record) : null;
       }
+      const record = await quarantine.get(id);
       await quarantine.delete(id);
+      if (record?.state === "restored") this.#restored.delete(record.sha256);
       this.#log.notice(`Deleted quarantined file #${id}`);
       return null;
     } catch (error) {
@@ -600,7 +691,7 @@ export class Daemon {
         backend: this.#source?.backend ?? "off",
         onAccess: this.#source !== undefined && m.onAccess,
         onExecute: this.#source && m.onExecute ? this.#policy.mode.execute : "off",
-        paths: this.#source ? this.#watchedPaths() : [],
+        paths: [...(this.#source?.watched ?? [])],
         events: src?.events ?? 0,
         queued: rt?.queued ?? 0,
         onAccessScanned: rt?.onAccessScanned ?? 0,

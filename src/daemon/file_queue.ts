@@ -1,8 +1,8 @@
 /**
  * The on-access queue: files waiting to be scanned, one entry per file
  * (device and inode), in arrival order, bounded. A second event for a file
- * already waiting is merged into the first (the scan reads the file as it is
- * when its turn comes); an event that finds the queue full is refused, and
+ * already waiting replaces the first in its place (the scan reads the file as
+ * it is when its turn comes, under the path of the latest event); an event that finds the queue full is refused, and
  * the caller must arrange a rescan of what it stands for, never drop it
  * silently.
  *
@@ -10,7 +10,7 @@
  */
 
 /** What {@linkcode FileQueue.push} did with an item. */
-export type PushResult = "queued" | "merged" | "full";
+export type PushResult = "queued" | "replaced" | "full";
 
 /** A bounded first-in first-out queue keyed by file. */
 export class FileQueue<T> {
@@ -27,9 +27,17 @@ export class FileQueue<T> {
     return this.#items.size;
   }
 
-  /** Adds `item` under `key` unless that file already waits or the queue is full. */
-  push(key: string, item: T): PushResult {
-    if (this.#items.has(key)) return "merged";
+  /**
+   * Adds `item` under `key`; when that file already waits, `item` takes the
+   * waiting one's place and the waiting one is handed to `replaced`.
+   */
+  push(key: string, item: T, replaced?: (older: T) => void): PushResult {
+    const older = this.#items.get(key);
+    if (older !== undefined) {
+      this.#items.set(key, item);
+      replaced?.(older);
+      return "replaced";
+    }
     if (this.#items.size >= this.limit) return "full";
     this.#items.set(key, item);
     return "queued";

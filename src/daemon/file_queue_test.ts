@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { FileQueue } from "./file_queue.ts";
 
-Deno.test("FileQueue merges a second event for a waiting file and keeps arrival order", () => {
+Deno.test("FileQueue replaces a waiting file's event in its place and keeps arrival order", () => {
   const q = new FileQueue<string>(10);
+  const replaced: string[] = [];
   assert.equal(q.push("1:10", "a"), "queued");
   assert.equal(q.push("1:11", "b"), "queued");
-  assert.equal(q.push("1:10", "a again"), "merged");
+  assert.equal(q.push("1:10", "a renamed", (old) => replaced.push(old)), "replaced");
+  assert.deepEqual(replaced, ["a"]);
   assert.equal(q.size, 2);
-  assert.equal(q.shift(), "a");
+  assert.equal(q.shift(), "a renamed");
   assert.equal(q.push("1:10", "a later"), "queued");
   assert.equal(q.shift(), "b");
   assert.equal(q.shift(), "a later");

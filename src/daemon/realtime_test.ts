@@ -76,6 +76,8 @@ async function setup(options: { queueLimit?: number } = {}) {
   const realtime = new RealTimeProtection({
     source,
     context: () => context,
+    scanner: context,
+    enforce: () => true,
     processExclusions: () => compileProcessExclusions([]),
     convictor: new Convictor({ mode: () => "audit", event: (e) => events.push(e) }),
     event: (e) => events.push(e),
@@ -177,7 +179,7 @@ Deno.test("RealTimeProtection answers each execution permission exactly once", a
         fd: t.open(path),
         pid: Deno.pid,
         path: bytePath(path),
-        respond: (allow) => answers[name].push(allow),
+        respond: (allow) => answers[name].push(allow) === 1,
       });
     }
     await until(() => answers.bad.length > 0 && answers.good.length > 0);

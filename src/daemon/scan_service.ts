@@ -12,7 +12,8 @@ import { z } from "zod";
 import type { Convictor } from "../protect/conviction.ts";
 import type { ScanContext } from "../scan/scan_context.ts";
 import { runScanJob, type ScanEvent, type ScanJobResult } from "../scan/scan_job.ts";
-import type { ScanReport, ScanSummary } from "../scan/scan_run.ts";
+import type { FileScanner, ScanReport, ScanSummary } from "../scan/scan_run.ts";
+import type { BytePath } from "../sys/byte_path.ts";
 import type { ScanState } from "./status_report.ts";
 
 /** Parameters of the `scan` request. */
@@ -53,7 +54,12 @@ interface RunningScan {
 
 /** Options of {@linkcode ScanService}. */
 export interface ScanServiceOptions {
+  /** The context in force (it may change during a scan: a reload). */
   context: () => ScanContext;
+  /** Scans a file with the context in force. */
+  scanner: FileScanner;
+  /** amp's own paths, never scanned. */
+  ownPaths: () => BytePath[];
   convictor: Convictor;
   event: (event: ScanEvent) => void;
   /** Host root, for flash and full scans. */
@@ -108,7 +114,12 @@ export class ScanService {
         root: this.#o.root,
         concurrency: params.concurrency,
         signal: abort.signal,
-        shared: { context: this.#o.context(), events: this.#o.event },
+        shared: {
+          context: this.#o.context,
+          scanner: this.#o.scanner,
+          events: this.#o.event,
+          ownPaths: this.#o.ownPaths(),
+        },
         pause: () => current.paused,
         onProgress: (s) => {
           state.summary = { ...s };

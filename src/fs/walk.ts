@@ -38,10 +38,18 @@ import { type Dirent, parseDirents } from "./dirents.ts";
 /** What the walk hands to the scanner. */
 export type WalkItem =
   | { kind: "file"; path: BytePath; fd: number; stat: FileStat }
+  /**
+   * Nothing found yet, but many entries were passed over (unchanged files of
+   * a rescan, excluded names …): a consumer may give its event loop a turn.
+   */
+  | { kind: "tick"; path: BytePath }
   | { kind: "skipped"; path: BytePath; reason: SkipReason; detail?: string }
   | { kind: "error"; path: BytePath; error: string };
 
-type WalkProblem = Exclude<WalkItem, { kind: "file" }>;
+type WalkProblem = Exclude<WalkItem, { kind: "file" } | { kind: "tick" }>;
+
+/** Entries passed over without yielding before a tick is yielded. */
+const TICK_EVERY = 512;
 
 /**
  * A root reported under one path but opened through another: a deleted
@@ -110,6 +118,7 @@ export function* walk(
   const buf = new Uint8Array(DIRENT_BUFFER);
   const maxDepth = options.maxDepth ?? 512;
   const since = options.changedSinceNs;
+  let quiet = 0;
   const stack: Frame[] = [];
   try {
     for (const entry of roots) {
@@ -164,6 +173,10 @@ export function* walk(
           continue;
         }
         const entry = top.entries[top.next++];
+        if (++quiet >= TICK_EVERY) {
+          quiet = 0;
+          yield { kind: "tick", path: top.path };
+        }
         const path = joinBytePath(top.path, entry.name);
         const why = options.exclude?.(path);
         if (why) {

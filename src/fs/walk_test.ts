@@ -12,11 +12,13 @@ type Seen =
 /** Walks, closes every file descriptor it is handed, and returns the items sorted by path. */
 function collect(base: string, roots: string[], options: WalkOptions = {}): Seen[] {
   const out: Seen[] = [];
-  for (const item of walk(roots.map(bytePath), options)) out.push(seen(base, item));
+  for (const item of walk(roots.map(bytePath), options)) {
+    if (item.kind !== "tick") out.push(seen(base, item));
+  }
   return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 }
 
-function seen(base: string, item: WalkItem): Seen {
+function seen(base: string, item: Exclude<WalkItem, { kind: "tick" }>): Seen {
   const path = escapePath(item.path).slice(base.length);
   if (item.kind === "file") {
     try {
@@ -335,6 +337,19 @@ Deno.test("walk() with changedSinceNs passes over files changed before that time
     const items = collect(base, [base], { changedSinceNs: cut });
     assert.deepEqual(items.map((i) => i.path), ["/new"]);
     assert.equal(collect(base, [base]).length, 2);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("walk() yields ticks while it passes over many entries without yielding", async () => {
+  const base = await Deno.makeTempDir({ prefix: "amp-walk-tick-" });
+  try {
+    for (let i = 0; i < 1200; i++) await Deno.writeTextFile(`${base}/f${i}`, "x");
+    const cut = BigInt(Date.now() + 60_000) * 1_000_000n; // every file is older
+    const items = [...walk([bytePath(base)], { changedSinceNs: cut })];
+    assert.ok(items.length >= 2, `expected ticks, got ${items.length} items`);
+    assert.ok(items.every((i) => i.kind === "tick"));
   } finally {
     await Deno.remove(base, { recursive: true });
   }

@@ -23,8 +23,14 @@ export interface FileEvent {
   pid: number;
   /** Bytes, from readlink(/proc/self/fd/N) (may end with " (deleted)"). */
   path: Uint8Array;
-  /** exec-perm only: answer exactly once; later calls are ignored. */
-  respond?: (allow: boolean) => void;
+  /**
+   * exec-perm only: answers the event. Returns true when this call wrote the
+   * answer; false when it changed nothing: the event was already answered
+   * (by the source's timeout, an earlier call, or `close()`) or the answer
+   * could not be written. A consumer whose deny returns false must stop the
+   * process otherwise (kill it): the execution may have been allowed.
+   */
+  respond?: (allow: boolean) => boolean;
   /**
    * exec and exec-perm: the file was found clean, so the kernel need not
    * report its executions again until it is modified (a kernel-side verdict
@@ -39,6 +45,12 @@ export interface OverflowEvent {
   kind: "overflow";
   /** When the source saw it (ms since the epoch). */
   time: number;
+  /**
+   * Executions may have been missed (not only writes): a rescan of files
+   * changed since the loss does not cover an old, unchanged program that was
+   * run, so look at the running processes too. Absent for write overflows.
+   */
+  execs?: boolean;
 }
 
 /** What a source yields. */
@@ -48,6 +60,8 @@ export type MonitorEvent = FileEvent | OverflowEvent;
 export interface FileEventSource {
   /** Which backend this is, such as `"fanotify"`. */
   readonly backend: string;
+  /** The paths watched, one per file system (for status; absent when the backend cannot tell). */
+  readonly watched?: readonly string[];
   /** Next batch of events; resolves to [] only after close(). */
   next(): Promise<MonitorEvent[]>;
   /**
@@ -64,7 +78,12 @@ export interface FileEventSource {
     permissionTimeouts: number;
     ownEvents: number;
     errors: number;
-    /** Files whose executions the kernel no longer reports until modified. */
+    /**
+     * Files whose executions the kernel no longer reports until modified, at
+     * most: marks added since the last `forgetIgnored()`, less the ones the
+     * source removed itself. Marks the kernel drops on its own (evicted
+     * inodes, modified files) are not seen.
+     */
     ignoreMarks: number;
   };
 }

@@ -51,8 +51,13 @@ export function passwdLookup(passwd = "/etc/passwd"): UidLookup {
 
 /** Compiled process exclusions. */
 export interface ProcessExclusionMatcher {
-  /** The exclusion that covers `pid`, or undefined. */
-  match(pid: number): ProcessExclusion | undefined;
+  /**
+   * The exclusion that covers `pid`, or undefined. For an execution give
+   * the `executable` being run: the process may still show the image it had
+   * (the program that started it), so the executable is matched directly
+   * and `pid` itself counts as a parent for "children" rules.
+   */
+  match(pid: number, executable?: Uint8Array): ProcessExclusion | undefined;
   readonly size: number;
 }
 
@@ -81,10 +86,16 @@ export function compileProcessExclusions(
     )?.rule;
   return {
     size: rules.length,
-    match(pid) {
+    match(pid, executable) {
       if (rules.length === 0) return undefined;
       let current = table.get(pid);
       let direct = true;
+      if (executable !== undefined) {
+        const hit = matches({ executable, uid: current?.uid }, true);
+        if (hit) return hit;
+        if (!anyChildren) return undefined;
+        direct = false;
+      }
       for (let depth = 0; current && depth < MAX_ANCESTRY; depth++) {
         const hit = matches(current, direct);
         if (hit) return hit;

@@ -66,3 +66,20 @@ Deno.test("formatCommandLine() joins argv and escapes what is not printable", ()
   assert.equal(formatCommandLine(raw), "cat a b b\\xff");
   assert.equal(formatCommandLine(new Uint8Array()), "");
 });
+
+Deno.test("compileProcessExclusions() judges an execution by the program executed", () => {
+  // Process 11 (tar, started by the agent) is about to execute /opt/backup/agent.
+  const plain = compileProcessExclusions(
+    [{ executable: "/opt/backup/agent", children: false }],
+    table,
+  );
+  assert.ok(plain.match(11, bytePath("/opt/backup/agent")));
+  // The agent (10) starting another program: only a "children" rule covers it.
+  assert.equal(plain.match(10, bytePath("/usr/bin/evil")), undefined);
+  const withChildren = compileProcessExclusions(
+    [{ executable: "/opt/backup/agent", children: true }],
+    table,
+  );
+  assert.ok(withChildren.match(10, bytePath("/usr/bin/evil")));
+  assert.equal(withChildren.match(20, bytePath("/usr/bin/evil")), undefined);
+});

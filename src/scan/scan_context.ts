@@ -4,8 +4,9 @@
  * version, exclusions and the pipeline over them. A command-line scan builds
  * one per run; the daemon keeps one and replaces it on reload.
  *
- * Engine lifetime: scans are counted while in flight, and {@linkcode
- * ScanContext.close} waits for them before freeing the engine. The daemon
+ * Engine lifetime: scans through {@linkcode ScanContext.scanFile} are
+ * counted while in flight, and {@linkcode ScanContext.close} waits for them
+ * before freeing the engine. The daemon
  * closes the old context before it loads the new one, so a reload never
  * holds two copies of the signatures.
  *
@@ -16,8 +17,8 @@ import { ClamavEngine, readSignatureSet } from "../engine/clamav/clamav_engine.t
 import { openLibclamav } from "../engine/clamav/_native.ts";
 import { type FileHasher, JsFileHasher, NativeFileHasher } from "../engine/file_hasher.ts";
 import { type HashList, loadHashList } from "../engine/hash_list.ts";
-import { type DescriptorScanner, ScanPipeline } from "../engine/pipeline.ts";
-import type { Verdict } from "../engine/verdict.ts";
+import { type DescriptorScanner, type OpenFile, ScanPipeline } from "../engine/pipeline.ts";
+import type { FileVerdict } from "../engine/verdict.ts";
 import { compileExclusions, type ExclusionMatcher } from "../policy/exclusions.ts";
 import { resolveUnderRoot } from "../policy/load_policy.ts";
 import type { Policy } from "../policy/schema.ts";
@@ -151,6 +152,25 @@ export class ScanContext {
   }
 
   /**
+   * Scans one file with this context's pipeline, counted so that
+   * {@linkcode ScanContext.close} waits for it. After close: an error verdict.
+   */
+  async scanFile(file: OpenFile): Promise<FileVerdict> {
+    if (this.#closed) {
+      return {
+        verdict: { kind: "error", error: "Scan context closed (reload)" },
+        size: file.stat.size,
+      };
+    }
+    this.#inFlight++;
+    try {
+      return await this.pipeline.scanFile(file);
+    } finally {
+      if (--this.#inFlight === 0) this.#drained?.();
+    }
+  }
+
+  /**
    * Waits for scans in flight, frees the engine and removes the extraction
    * directory. Verdicts still pending are written to the cache. Safe twice.
    */
@@ -168,7 +188,7 @@ export class ScanContext {
     this.#loading ??= (this.#clamav.load?.() ?? Promise.resolve(undefined)).then(
       (engine) => {
         this.#engine = engine;
-        return engine ? this.#counting(engine) : undefined;
+        return engine;
       },
       (error) => {
         this.#loadError = error;
@@ -178,22 +198,6 @@ export class ScanContext {
       },
     );
     return this.#loading;
-  }
-
-  #counting(engine: ClamavEngine): DescriptorScanner {
-    return {
-      scan: async (fd: number): Promise<Verdict> => {
-        if (this.#closed) {
-          return { kind: "error", error: "ClamAV engine closed (reload in progress)" };
-        }
-        this.#inFlight++;
-        try {
-          return await engine.scan(fd);
-        } finally {
-          if (--this.#inFlight === 0) this.#drained?.();
-        }
-      },
-    };
   }
 }
 

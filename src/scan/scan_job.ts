@@ -19,7 +19,8 @@ import type { AmpEvent } from "../store/event.ts";
 import { EventsDb } from "../store/events_db.ts";
 import { VerdictCache } from "../store/verdict_cache.ts";
 import { DEFAULT_DB_DIR, ScanContext } from "./scan_context.ts";
-import { runScan, type RunScanOptions, type ScanReport } from "./scan_run.ts";
+import { type FileScanner, runScan, type RunScanOptions, type ScanReport } from "./scan_run.ts";
+import type { BytePath } from "../sys/byte_path.ts";
 import { customTargets, flashTargets, fullTargets, type ScanTargets } from "./scan_targets.ts";
 
 export { DEFAULT_DB_DIR };
@@ -47,10 +48,16 @@ export interface ScanJobOptions
   /** Called with each warning worth showing a person (no signatures, no state dir …). */
   onNotice?: (message: string) => void;
   /**
-   * A prepared context to scan with (the daemon's): its policy, engine and
-   * cache are used and left open, and events go to `events`.
+   * The daemon's scanning, shared with real-time protection: the context in
+   * force (it may change during the scan: a reload), what scans a file with
+   * it, paths never scanned (amp's own), and where events go.
    */
-  shared?: { context: ScanContext; events: (event: ScanEvent) => void };
+  shared?: {
+    context: () => ScanContext;
+    scanner: FileScanner;
+    events: (event: ScanEvent) => void;
+    ownPaths?: BytePath[];
+  };
 }
 
 /** What a finished scan job returns. */
@@ -73,13 +80,13 @@ export function defaultConcurrency(): number {
 /** Runs one scan. Throws `ConfigError` for a bad policy and `ClamavError` for bad signatures. */
 export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult> {
   if (options.shared) {
-    const { context, events } = options.shared;
-    const policy = context.policy;
-    return await scanWith(context, options, events, {
+    const { context, scanner, events, ownPaths } = options.shared;
+    const policy = context().policy;
+    return await scanWith(context, scanner, options, events, {
       name: policy.name,
       id: policy.id,
       source: "daemon",
-    });
+    }, ownPaths);
   }
   const root = options.root ?? "/";
   const notice = options.onNotice ?? (() => {});
@@ -98,7 +105,11 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
       cache: state.cache,
       notice,
     });
-    const result = await scanWith(context, options, sink, { ...policyRef, source });
+    const prepared = context;
+    const result = await scanWith(() => prepared, prepared, options, sink, {
+      ...policyRef,
+      source,
+    });
     await context.memory?.flush();
     return result;
   } catch (error) {
@@ -117,25 +128,29 @@ export async function runScanJob(options: ScanJobOptions): Promise<ScanJobResult
 }
 
 async function scanWith(
-  context: ScanContext,
+  context: () => ScanContext,
+  scanner: FileScanner,
   options: ScanJobOptions,
   event: (e: ScanEvent) => void,
   policy: { name: string; id: number; source: string },
+  ownPaths: BytePath[] = [],
 ): Promise<ScanJobResult> {
   const abort = new AbortController();
   const stop = () => abort.abort();
+  const first = context();
   options.signal?.addEventListener("abort", stop, { once: true });
-  context.failed.addEventListener("abort", stop, { once: true });
+  first.failed.addEventListener("abort", stop, { once: true });
   try {
     const exclude = (path: Uint8Array) => {
-      const hit = context.exclusions.match(path);
+      if (ownPaths.some((own) => isUnder(path, own))) return "amp's own files";
+      const hit = context().exclusions.match(path);
       return hit ? describeExclusion(hit) : undefined;
     };
     const targets = scanTargets(options, options.root ?? "/");
     event({ type: "Scan Started", details: { kind: options.kind, paths: options.paths } });
     const report = await runScan(
       walk(targets.roots, { ...targets.walk, exclude }),
-      context.pipeline,
+      scanner,
       {
         concurrency: options.concurrency ?? defaultConcurrency(),
         onDetection: (d) => {
@@ -156,21 +171,28 @@ async function scanWith(
         pause: options.pause,
       },
     );
-    if (context.loadError) throw context.loadError;
+    if (first.loadError) throw first.loadError;
     event({
       type: report.summary.detections > 0
         ? "Scan Completed With Detections"
         : "Scan Completed No Detections",
       details: { kind: options.kind, ...report.summary, stopped: report.stopped },
     });
-    return { report, policy, engines: context.describeEngines() };
+    return { report, policy, engines: context().describeEngines() };
   } catch (error) {
     event({ type: "Scan Failed", details: { kind: options.kind, error: message(error) } });
     throw error;
   } finally {
     options.signal?.removeEventListener("abort", stop);
-    context.failed.removeEventListener("abort", stop);
+    first.failed.removeEventListener("abort", stop);
   }
+}
+
+/** True when `path` is `dir` or below it. */
+export function isUnder(path: BytePath, dir: BytePath): boolean {
+  if (path.length < dir.length) return false;
+  for (let i = 0; i < dir.length; i++) if (path[i] !== dir[i]) return false;
+  return path.length === dir.length || path[dir.length] === 0x2f || dir[dir.length - 1] === 0x2f;
 }
 
 function message(error: unknown): string {

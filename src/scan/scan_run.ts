@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { OpenFile, ScanPipeline } from "../engine/pipeline.ts";
+import type { OpenFile } from "../engine/pipeline.ts";
 import type { EngineName, FileVerdict, SkipReason } from "../engine/verdict.ts";
 import type { WalkItem } from "../fs/walk.ts";
 import { type BytePath, escapePath } from "../sys/byte_path.ts";
@@ -51,6 +51,18 @@ export interface ScanReport {
   stopped: boolean;
 }
 
+/** What scans one open file (a {@linkcode ScanPipeline}, or the daemon's current one). */
+export interface FileScanner {
+  scanFile(file: OpenFile): Promise<FileVerdict>;
+}
+
+/**
+ * The longest the loop runs without giving the event loop a turn: in the
+ * daemon the same thread answers the kernel's permission events and the
+ * socket, so a walk over cached or unchanged files must not hold it.
+ */
+const MAX_BUSY_MS = 10;
+
 /** Options of {@linkcode runScan}. */
 export interface RunScanOptions {
   /** Files in flight at once. */
@@ -73,7 +85,7 @@ export interface RunScanOptions {
 /** Scans every file the walk yields and returns the report. */
 export async function runScan(
   items: Iterable<WalkItem>,
-  pipeline: ScanPipeline,
+  pipeline: FileScanner,
   options: RunScanOptions,
 ): Promise<ScanReport> {
   const started = performance.now();
@@ -128,7 +140,12 @@ export async function runScan(
   const inFlight = new Set<Promise<void>>();
   const iterator = items[Symbol.iterator]();
   try {
+    let turn = performance.now();
     for (let next = iterator.next(); !next.done; next = iterator.next()) {
+      if (performance.now() - turn > MAX_BUSY_MS) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        turn = performance.now();
+      }
       if (options.signal?.aborted) {
         report.stopped = true;
         break;
@@ -143,6 +160,7 @@ export async function runScan(
         }
       }
       const item = next.value;
+      if (item.kind === "tick") continue;
       if (item.kind === "skipped") {
         record(item.path, {
           verdict: { kind: "skipped", reason: item.reason, detail: item.detail },

@@ -2,28 +2,40 @@
  * The fanotify backend of {@linkcode FileEventSource}.
  *
  * Design:
- * - Groups. The main group (`FAN_CLASS_CONTENT` when exec is "active", so it
- *   may receive `FAN_OPEN_EXEC_PERM`; `FAN_CLASS_NOTIF` otherwise) reports
- *   `FAN_CLOSE_WRITE` and `FAN_OPEN_EXEC[_PERM]` with a read-only descriptor
- *   per event. The queue is the kernel's default bounded one (16384 events,
- *   no `FAN_UNLIMITED_QUEUE`), so falling behind is a real
- *   `FAN_Q_OVERFLOW`, yielded as an "overflow" event, never silent growth.
- *   `FAN_MOVED_TO` cannot be reported with descriptors, so a second group
- *   (`FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME`) reports it as a directory file
- *   handle plus a name; the file is opened with `open_by_handle_at` on a
- *   descriptor of the watched path (kept open: one per file system, looked
- *   up by fsid) and `openat(dir, name, O_NOFOLLOW)`; anything but a regular
- *   file is skipped. Both groups mark whole file systems
- *   (`FAN_MARK_FILESYSTEM`), once per distinct `st_dev`.
+ * - Groups. Up to three, each marking whole file systems
+ *   (`FAN_MARK_FILESYSTEM`), once per distinct `st_dev`; the exec and write
+ *   groups report a read-only descriptor per event.
+ *   - The exec group (exec "active": `FAN_OPEN_EXEC_PERM` in a
+ *     `FAN_CLASS_CONTENT` group; "passive": `FAN_OPEN_EXEC` in a
+ *     `FAN_CLASS_NOTIF` group) has `FAN_UNLIMITED_QUEUE`. Executions are
+ *     kept apart from writes because a full queue loses them for good: the
+ *     kernel drops new notifications and *allows* new permission events
+ *     unseen, and a rescan of the files changed since the loss never covers
+ *     an old, unchanged program that was run. Its queue is bounded by the
+ *     processes blocked in exec (active) or by how fast processes can exec
+ *     (passive). Should it still lose events (an overflow, or a read that
+ *     fails for lack of descriptors), the "overflow" has `execs: true`.
+ *     Permission responses and ignore marks belong to this group.
+ *   - The write group (on-access: `FAN_CLOSE_WRITE`, `FAN_CLASS_NOTIF`) has
+ *     the kernel's default bounded queue (16384 events), so falling behind
+ *     is a real `FAN_Q_OVERFLOW`, yielded as an "overflow" event, never
+ *     silent growth.
+ *   - `FAN_MOVED_TO` cannot be reported with descriptors, so the moved-to
+ *     group (`FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME`) reports it as a
+ *     directory file handle plus a name; the file is opened with
+ *     `open_by_handle_at` on a descriptor of the watched path (kept open: one
+ *     per file system, looked up by fsid) and `openat(dir, name,
+ *     O_NOFOLLOW)`; anything but a regular file is skipped.
  * - Reading. The JS thread never blocks on the kernel: `poll` runs off-thread
  *   (`nonblocking`) on the groups and a wake eventfd, then each ready group is
- *   read once, synchronously (the descriptors are `O_NONBLOCK`), and errno is
- *   read at once. `close()` writes the eventfd, so no wait outlives it. A
- *   read error or malformed record is counted in `stats.errors` and reading
- *   goes on. Events are read only while the consumer awaits `next()`: what it
- *   does not read stays in the kernel's bounded queue, and permission events
- *   in that queue hold their processes without a timer, so a consumer must
- *   call `next()` again promptly (queue its work, do not await it first).
+ *   read once, synchronously (the descriptors are `O_NONBLOCK`), the exec
+ *   group first, and errno is read at once. `close()` writes the eventfd, so
+ *   no wait outlives it. A read error or malformed record is counted in
+ *   `stats.errors` and reading goes on. Events are read only while the
+ *   consumer awaits `next()`: what it does not read stays in the kernel's
+ *   queues, and permission events there hold their processes without a
+ *   timer, so a consumer must call `next()` again promptly (queue its work,
+ *   do not await it first).
  * - Our own process. Events whose pid is `Deno.pid` are never yielded (their
  *   permission answered allow, their descriptor closed, `stats.ownEvents`):
  *   amp's own writes (quarantine, databases) must not come back as events.
@@ -33,10 +45,25 @@
  *   only the (blocked) JS thread could give. Do not spawn programs from such
  *   file systems while an active source is open.
  * - Permission events. Each is answered exactly once: by the consumer's
- *   `respond` (later calls ignored), else after `permissionTimeoutMs` by the
- *   timer (`timeoutAnswer`, counted in `stats.permissionTimeouts`), else by
- *   `close()` (allow). Events filtered out by `pathPrefixes`, our own, and
- *   ones that cannot be read are allowed at once.
+ *   `respond` (true; later calls return false), else after
+ *   `permissionTimeoutMs` by the timer (`timeoutAnswer`, counted in
+ *   `stats.permissionTimeouts`), else by `close()` (allow). Events filtered
+ *   out by `pathPrefixes`, our own, and ones that cannot be read are allowed
+ *   at once.
+ * - Ignore marks (`ignoreUntilModified`, a kernel-side cache of clean
+ *   programs): an ignore mask for executions on the file's inode in the exec
+ *   group, `FAN_MARK_EVICTABLE` so that it does not pin the inode (a deleted
+ *   or replaced program frees its blocks); a kernel before 5.19 refuses that
+ *   (`EINVAL`) once, and plain marks, which pin, are used from then on, with
+ *   a lower default limit. The kernel clears the mask when the file is
+ *   modified, but a write through a shared mapping is no modification to it.
+ *   The writer's last close is (for a mapping, its unmapping), so while the
+ *   source may hold marks, each close-write and moved-to it reads removes
+ *   the mask from that inode first (a syscall per such event). An execution
+ *   between that close and the source reading it is still not reported, and
+ *   a write overflow may have lost such closes, so it forgets every mark.
+ *   With on-access off there are no close-writes: a write through a mapping
+ *   is not noticed, and the program stays ignored until `forgetIgnored()`.
  * - Descriptors. Every yielded event's `fd` belongs to the consumer, who
  *   must close it, after `respond` for "exec-perm" (the kernel matches a
  *   response by descriptor number, and a closed number can be reused by the
@@ -47,11 +74,9 @@
  *   permission event), which is yielded as an "overflow" when the read
  *   fails. The source keeps one descriptor per watched file system open
  *   while it runs, so those cannot be unmounted (except lazily) meanwhile.
- * - Order. Events of one group come in kernel order; the two groups are
- *   independent, so a moved-to may come before or after close-writes that
- *   happened earlier. An event with several bits (the kernel merges
- *   identical events) has one descriptor and is yielded once, as exec-perm,
- *   else exec, else close-write.
+ * - Order. Events of one group come in kernel order; the groups are
+ *   independent, so an exec or a moved-to may come before or after
+ *   close-writes that happened earlier.
  *
  * @module
  */
@@ -93,7 +118,7 @@ import {
 export interface FanotifyOptions {
   /** Paths whose file systems are watched (FAN_MARK_FILESYSTEM on each distinct one; dedupe by st_dev). */
   paths: string[];
-  /** Report written files: FAN_CLOSE_WRITE, and FAN_MOVED_TO (through a second group). */
+  /** Report written files: FAN_CLOSE_WRITE (the write group), and FAN_MOVED_TO (the moved-to group). */
   onAccess: boolean;
   /** Executions: "passive" (FAN_OPEN_EXEC), "active" (FAN_OPEN_EXEC_PERM, held until answered) or "off". */
   exec: "passive" | "active" | "off";
@@ -105,7 +130,12 @@ export interface FanotifyOptions {
   pathPrefixes?: Uint8Array[];
   /** Told about each record or call that failed and was counted in `stats.errors` (for the log). */
   onProblem?: (message: string) => void;
-  /** Most files whose executions are ignored until modified (each pins an inode). Default 8192. */
+  /**
+   * Limit of `stats.ignoreMarks` (marks added since the last forget; see
+   * there): `ignoreUntilModified` returns false beyond it. Default 65536
+   * when the kernel takes evictable marks (they pin nothing), else 8192
+   * (each pins an inode).
+   */
   maxIgnoreMarks?: number;
 }
 
@@ -118,8 +148,10 @@ const DEFAULT_PERMISSION_TIMEOUT_MS = 5000;
 /** `AT_FDCWD`: no directory (FAN_MARK_FLUSH takes no object). */
 const AT_FDCWD = -100;
 
-/** Default bound of ignore marks (fs.fanotify.max_user_marks is far larger on any host). */
-const DEFAULT_MAX_IGNORE_MARKS = 8192;
+/** Default bound of evictable ignore marks: they pin nothing, the bound only guards the kernel's fs.fanotify.max_user_marks. */
+const DEFAULT_MAX_EVICTABLE_MARKS = 65536;
+/** Default bound of plain ignore marks (kernels before 5.19): each pins an inode. */
+const DEFAULT_MAX_PINNING_MARKS = 8192;
 /** Errors of opening a moved file that mean it is gone or was never a plain file: not problems. */
 const GONE = new Set(["ENOENT", "ESTALE", "ENOTDIR", "ELOOP"]);
 
@@ -134,6 +166,19 @@ interface WatchedFs {
   path: string;
   fd: number;
   dev: bigint;
+}
+
+/** The descriptors a source owns; -1 for a group it does not use. */
+interface Groups {
+  exec: number;
+  write: number;
+  moved: number;
+  wake: number;
+  /** File systems whose descriptors stay open (the moved-to group's). */
+  filesystems: WatchedFs[];
+  mountFds: Map<bigint, number>;
+  /** One path per watched file system. */
+  watched: string[];
 }
 
 /**
@@ -154,7 +199,10 @@ interface WatchedFs {
 export class FanotifySource implements FileEventSource {
   /** Always `"fanotify"`. */
   readonly backend = "fanotify";
-  /** Counters since open; `events` counts file events yielded. */
+  /**
+   * Counters since open; `events` counts file events yielded, `ignoreMarks`
+   * is an upper bound of the marks held (see {@linkcode FileEventSource}).
+   */
   readonly stats = {
     events: 0,
     overflows: 0,
@@ -165,8 +213,14 @@ export class FanotifySource implements FileEventSource {
   };
   /** Why moved-to events are not reported on some watched file systems (empty when they all are). */
   readonly warnings: readonly string[];
+  /** The paths given to open(), one per watched file system (the first given for each). */
+  readonly watched: readonly string[];
 
-  readonly #main: number;
+  /** Executions (permission responses and ignore marks too), or -1. */
+  readonly #exec: number;
+  /** Close-writes, or -1. */
+  readonly #write: number;
+  /** Moved-to events, or -1. */
   readonly #moved: number;
   readonly #wake: number;
   readonly #filesystems: WatchedFs[];
@@ -181,68 +235,63 @@ export class FanotifySource implements FileEventSource {
   readonly #prefixes: Uint8Array[] | undefined;
   readonly #onProblem: ((message: string) => void) | undefined;
   readonly #execMask: number;
-  readonly #maxIgnoreMarks: number;
+  readonly #maxIgnoreMarks: number | undefined;
+  /** Until the kernel refuses `FAN_MARK_EVICTABLE`. */
+  #evictable = true;
+  /** The kernel ran out of marks (ENOSPC): no more until the next forget. */
+  #marksFull = false;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** The chain of `next()` calls; settled means no `poll` is in flight. */
   #reading: Promise<unknown> = Promise.resolve();
 
-  private constructor(
-    options: FanotifyOptions,
-    fds: {
-      main: number;
-      moved: number;
-      wake: number;
-      filesystems: WatchedFs[];
-      mountFds: Map<bigint, number>;
-    },
-    warnings: string[],
-  ) {
-    this.#main = fds.main;
-    this.#moved = fds.moved;
-    this.#wake = fds.wake;
-    this.#filesystems = fds.filesystems;
-    this.#mountFds = fds.mountFds;
-    this.#poller = new Poller([fds.main, ...(fds.moved >= 0 ? [fds.moved] : []), fds.wake]);
+  private constructor(options: FanotifyOptions, groups: Groups, warnings: string[]) {
+    this.#exec = groups.exec;
+    this.#write = groups.write;
+    this.#moved = groups.moved;
+    this.#wake = groups.wake;
+    this.#filesystems = groups.filesystems;
+    this.#mountFds = groups.mountFds;
+    // The exec group first: each wakeup reads its events before a backlog of writes.
+    this.#poller = new Poller(
+      [groups.exec, groups.write, groups.moved, groups.wake].filter((fd) => fd >= 0),
+    );
     this.#timeoutMs = options.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS;
     this.#timeoutAnswer = options.timeoutAnswer === "deny" ? FAN_DENY : FAN_ALLOW;
     this.#prefixes = options.pathPrefixes?.map((p) => p.slice());
     this.#onProblem = options.onProblem;
-    this.#execMask = options.exec === "active"
-      ? FAN.OPEN_EXEC_PERM
-      : options.exec === "passive"
-      ? FAN.OPEN_EXEC
-      : 0;
-    this.#maxIgnoreMarks = options.maxIgnoreMarks ?? DEFAULT_MAX_IGNORE_MARKS;
+    this.#execMask = execMask(options.exec);
+    this.#maxIgnoreMarks = options.maxIgnoreMarks;
     this.warnings = warnings;
+    this.watched = groups.watched;
   }
 
   /**
    * Creates the groups and marks the file systems of `options.paths`.
-   * Throws {@linkcode SysError} when the main group cannot be set up (not
-   * root, no fanotify, a path that cannot be opened or marked); a file system
-   * where moved-to cannot be reported only adds to `warnings`.
+   * Throws {@linkcode SysError} when the exec or write group cannot be set up
+   * (not root, no fanotify, a path that cannot be opened or marked); a file
+   * system where moved-to cannot be reported only adds to `warnings`.
    *
    * @param options what to watch
    */
   static open(options: FanotifyOptions): FanotifySource {
-    const mask = (options.onAccess ? FAN.CLOSE_WRITE : 0) |
-      (options.exec === "passive" ? FAN.OPEN_EXEC : 0) |
-      (options.exec === "active" ? FAN.OPEN_EXEC_PERM : 0);
-    if (mask === 0) throw new TypeError("Nothing to watch: onAccess is false and exec is off");
+    if (!options.onAccess && options.exec === "off") {
+      throw new TypeError("Nothing to watch: onAccess is false and exec is off");
+    }
     if (options.paths.length === 0) throw new TypeError("Nothing to watch: no paths");
     const opened: number[] = [];
     try {
       const filesystems = openFilesystems(options.paths, opened);
-      const cls = options.exec === "active" ? FAN_INIT.CLASS_CONTENT : FAN_INIT.CLASS_NOTIF;
-      const main = fanotifyInit(
-        cls | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK,
-        FAN_O.RDONLY | FAN_O.CLOEXEC,
+      const exec = options.exec === "off" ? -1 : openGroup(
+        (options.exec === "active" ? FAN_INIT.CLASS_CONTENT : FAN_INIT.CLASS_NOTIF) |
+          FAN_INIT.UNLIMITED_QUEUE,
+        execMask(options.exec),
+        filesystems,
+        opened,
       );
-      opened.push(main);
-      for (const fs of filesystems) {
-        fanotifyMark(main, FAN_MARK.ADD | FAN_MARK.FILESYSTEM, mask, fs.fd, fs.path);
-      }
+      const write = options.onAccess
+        ? openGroup(FAN_INIT.CLASS_NOTIF, FAN.CLOSE_WRITE, filesystems, opened)
+        : -1;
       const warnings: string[] = [];
       const mountFds = new Map<bigint, number>();
       const moved = options.onAccess ? openMovedGroup(filesystems, mountFds, warnings) : -1;
@@ -253,11 +302,15 @@ export class FanotifySource implements FileEventSource {
       const used = new Set(mountFds.values());
       const kept = filesystems.filter((fs) => used.has(fs.fd));
       for (const fs of filesystems) if (!used.has(fs.fd)) closeFd(fs.fd);
-      return new FanotifySource(
-        options,
-        { main, moved, wake, filesystems: kept, mountFds },
-        warnings,
-      );
+      return new FanotifySource(options, {
+        exec,
+        write,
+        moved,
+        wake,
+        filesystems: kept,
+        mountFds,
+        watched: filesystems.map((fs) => fs.path),
+      }, warnings);
     } catch (error) {
       for (const fd of opened) closeFd(fd);
       throw error;
@@ -287,8 +340,7 @@ export class FanotifySource implements FileEventSource {
       this.#answer(p.fd, FAN_ALLOW);
     }
     this.#pending.clear();
-    closeFd(this.#main);
-    if (this.#moved >= 0) closeFd(this.#moved);
+    for (const fd of [this.#exec, this.#write, this.#moved]) if (fd >= 0) closeFd(fd);
     closeFd(this.#wake);
     for (const fs of this.#filesystems) closeFd(fs.fd);
   }
@@ -328,22 +380,23 @@ export class FanotifySource implements FileEventSource {
       // Out of descriptors: the kernel dropped the event it could not open (and denied it
       // if it was a permission event), so something was missed, as in an overflow.
       if (error instanceof SysError && (error.code === "EMFILE" || error.code === "ENFILE")) {
-        this.#overflow(out);
+        this.#overflow(group, out);
       }
       return;
     }
     const { records, problems } = parseFanotifyEvents(this.#buf, n);
     for (const p of problems) this.#problem(p);
     for (const record of records) {
-      if (group === this.#main) this.#onMainEvent(record, out);
-      else this.#onMovedEvent(record, out);
+      if (group === this.#moved) this.#onMovedEvent(record, out);
+      else this.#onFdEvent(group, record, out);
     }
   }
 
-  #onMainEvent(r: FanotifyRecord, out: MonitorEvent[]): void {
-    const perm = (r.mask & FAN.OPEN_EXEC_PERM) !== 0;
+  /** An event of the exec or the write group (both report a descriptor per event). */
+  #onFdEvent(group: number, r: FanotifyRecord, out: MonitorEvent[]): void {
+    const perm = group === this.#exec && (r.mask & FAN.OPEN_EXEC_PERM) !== 0;
     if (r.mask & FAN.Q_OVERFLOW) {
-      this.#overflow(out);
+      this.#overflow(group, out);
       if (r.fd >= 0) closeFd(r.fd);
       return;
     }
@@ -351,19 +404,18 @@ export class FanotifySource implements FileEventSource {
       this.#problem(`Fanotify event without a descriptor: mask 0x${r.mask.toString(16)}`);
       return;
     }
+    const kind: FileEventKind | undefined = group === this.#exec
+      ? (perm ? "exec-perm" : r.mask & FAN.OPEN_EXEC ? "exec" : undefined)
+      : r.mask & FAN.CLOSE_WRITE
+      ? "close-write"
+      : undefined;
+    // Whoever wrote, and whether or not the event is yielded: the file may have changed.
+    if (kind === "close-write") this.#unignore(r.fd);
     if (r.pid === this.#ownPid) {
       this.stats.ownEvents++;
       this.#dismiss(r.fd, perm);
       return;
     }
-    // The kernel may merge several bits into one event; it has one descriptor, so one kind.
-    const kind: FileEventKind | undefined = perm
-      ? "exec-perm"
-      : r.mask & FAN.OPEN_EXEC
-      ? "exec"
-      : r.mask & FAN.CLOSE_WRITE
-      ? "close-write"
-      : undefined;
     if (kind === undefined) {
       this.#problem(`Unexpected fanotify event mask 0x${r.mask.toString(16)}`);
       this.#dismiss(r.fd, perm);
@@ -383,9 +435,7 @@ export class FanotifySource implements FileEventSource {
     }
     const event: FileEvent = { kind, fd: r.fd, pid: r.pid, path };
     if (perm) event.respond = this.#hold(r.fd);
-    if (kind === "exec" || kind === "exec-perm") {
-      event.ignoreUntilModified = () => this.#ignoreExecs(r.fd);
-    }
+    if (kind !== "close-write") event.ignoreUntilModified = () => this.#ignoreExecs(r.fd);
     this.stats.events++;
     out.push(event);
   }
@@ -393,7 +443,7 @@ export class FanotifySource implements FileEventSource {
   #onMovedEvent(r: FanotifyRecord, out: MonitorEvent[]): void {
     if (r.fd >= 0) closeFd(r.fd); // FID groups report no descriptors; never leak one
     if (r.mask & FAN.Q_OVERFLOW) {
-      this.#overflow(out);
+      this.#overflow(this.#moved, out);
       return;
     }
     if (r.pid === this.#ownPid) {
@@ -414,6 +464,7 @@ export class FanotifySource implements FileEventSource {
     }
     const fd = this.#openMoved(mountFd, fid);
     if (fd === undefined) return;
+    this.#unignore(fd);
     let path: BytePath;
     try {
       path = fdPath(fd);
@@ -460,38 +511,80 @@ export class FanotifySource implements FileEventSource {
   }
 
   /**
-   * Adds an ignore mark for executions on the file's inode. Without
+   * Adds an evictable ignore mark for executions on the file's inode (a
+   * plain one, pinning the inode, on kernels before 5.19). Without
    * `FAN_MARK_IGNORED_SURV_MODIFY` the kernel clears it when the file is
    * modified, and it dies with the group (the daemon reopens the source when
-   * signatures or policy change). Bounded: each mark pins an inode.
+   * signatures or policy change).
    */
   #ignoreExecs(fd: number): boolean {
-    if (this.#closed || this.#execMask === 0 || this.stats.ignoreMarks >= this.#maxIgnoreMarks) {
+    const max = this.#maxIgnoreMarks ??
+      (this.#evictable ? DEFAULT_MAX_EVICTABLE_MARKS : DEFAULT_MAX_PINNING_MARKS);
+    if (this.#closed || this.#exec < 0 || this.#marksFull || this.stats.ignoreMarks >= max) {
       return false;
     }
+    const flags = FAN_MARK.ADD | FAN_MARK.IGNORED_MASK;
     try {
-      fanotifyMark(this.#main, FAN_MARK.ADD | FAN_MARK.IGNORED_MASK, this.#execMask, fd, "ignore");
+      try {
+        fanotifyMark(
+          this.#exec,
+          flags | (this.#evictable ? FAN_MARK.EVICTABLE : 0),
+          this.#execMask,
+          fd,
+          "ignore executions",
+        );
+      } catch (error) {
+        if (!(this.#evictable && error instanceof SysError && error.code === "EINVAL")) throw error;
+        // Before Linux 5.19: no evictable marks. Plain ones from now on.
+        this.#evictable = false;
+        fanotifyMark(this.#exec, flags, this.#execMask, fd, "ignore executions");
+      }
       this.stats.ignoreMarks++;
       return true;
     } catch (error) {
+      // Out of marks (fs.fanotify.max_user_marks): say so once, try again after a forget.
+      if (error instanceof SysError && error.code === "ENOSPC") this.#marksFull = true;
       this.#problem(error instanceof Error ? error.message : String(error));
       return false;
     }
   }
 
-  /** Removes every ignore mark (the group's inode marks: it has no others). */
-  forgetIgnored(): void {
-    if (this.#closed) return;
+  /**
+   * Removes the exec ignore mask from the inode of `fd`, which a writer just
+   * closed: a write through a shared mapping did not clear it. Only while
+   * the source may hold marks; ENOENT means there was none.
+   */
+  #unignore(fd: number): void {
+    if (this.stats.ignoreMarks === 0 || this.#exec < 0) return;
     try {
-      fanotifyMark(this.#main, FAN_MARK.FLUSH, 0, AT_FDCWD, "flush ignore marks");
+      fanotifyMark(
+        this.#exec,
+        FAN_MARK.REMOVE | FAN_MARK.IGNORED_MASK,
+        this.#execMask,
+        fd,
+        "unignore executions",
+      );
+      this.stats.ignoreMarks--;
+    } catch (error) {
+      if (error instanceof SysError && error.code === "ENOENT") return;
+      this.#problem(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** Removes every ignore mark (the exec group's inode marks: it has no others). */
+  forgetIgnored(): void {
+    if (this.#closed || this.#exec < 0) return;
+    try {
+      fanotifyMark(this.#exec, FAN_MARK.FLUSH, 0, AT_FDCWD, "flush ignore marks");
       this.stats.ignoreMarks = 0;
+      this.#marksFull = false;
     } catch (error) {
       this.#problem(error instanceof Error ? error.message : String(error));
     }
   }
 
   /** Registers a handed-out permission event; returns its `respond`. */
-  #hold(fd: number): (allow: boolean) => void {
+  #hold(fd: number): (allow: boolean) => boolean {
     const pending: Pending = { fd, timer: undefined };
     pending.timer = setTimeout(() => {
       if (!this.#pending.delete(pending)) return;
@@ -505,17 +598,20 @@ export class FanotifySource implements FileEventSource {
     }, this.#timeoutMs);
     this.#pending.add(pending);
     return (allow: boolean) => {
-      if (!this.#pending.delete(pending)) return;
+      if (!this.#pending.delete(pending)) return false;
       clearTimeout(pending.timer);
-      this.#answer(fd, allow ? FAN_ALLOW : FAN_DENY);
+      return this.#answer(fd, allow ? FAN_ALLOW : FAN_DENY);
     };
   }
 
-  #answer(fd: number, answer: number): void {
+  /** Writes a permission response; false (and counted) when the write failed. */
+  #answer(fd: number, answer: number): boolean {
     try {
-      writeResponse(this.#main, fd, answer);
+      writeResponse(this.#exec, fd, answer);
+      return true;
     } catch (error) {
       this.#problem(error instanceof Error ? error.message : String(error));
+      return false;
     }
   }
 
@@ -525,9 +621,17 @@ export class FanotifySource implements FileEventSource {
     closeFd(fd);
   }
 
-  #overflow(out: MonitorEvent[]): void {
+  /** Events of `group` were lost. */
+  #overflow(group: number, out: MonitorEvent[]): void {
     this.stats.overflows++;
+    if (group === this.#exec) {
+      out.push({ kind: "overflow", time: Date.now(), execs: true });
+      return;
+    }
     out.push({ kind: "overflow", time: Date.now() });
+    // A lost close-write may have been the only sign of a write through a mapping to an
+    // ignored program: no ignore mark can be trusted now.
+    if (group === this.#write && this.stats.ignoreMarks > 0) this.forgetIgnored();
   }
 
   #wanted(path: BytePath): boolean {
@@ -540,6 +644,33 @@ export class FanotifySource implements FileEventSource {
     this.stats.errors++;
     this.#onProblem?.(message);
   }
+}
+
+/** The exec group's event mask for an `exec` option (0 for "off"). */
+function execMask(exec: FanotifyOptions["exec"]): number {
+  return exec === "active" ? FAN.OPEN_EXEC_PERM : exec === "passive" ? FAN.OPEN_EXEC : 0;
+}
+
+/**
+ * A group (`flags`, plus close-on-exec and non-blocking) reporting `mask`
+ * with read-only descriptors on every file system; pushed to `opened` at
+ * once so a failed mark closes it too.
+ */
+function openGroup(
+  flags: number,
+  mask: number,
+  filesystems: WatchedFs[],
+  opened: number[],
+): number {
+  const group = fanotifyInit(
+    flags | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK,
+    FAN_O.RDONLY | FAN_O.CLOEXEC,
+  );
+  opened.push(group);
+  for (const fs of filesystems) {
+    fanotifyMark(group, FAN_MARK.ADD | FAN_MARK.FILESYSTEM, mask, fs.fd, fs.path);
+  }
+  return group;
 }
 
 /** Opens each path once per file system (by `st_dev`); every descriptor is pushed to `opened`. */
