@@ -47,6 +47,25 @@ export const AmpConfigSchema = z.strictObject({
   }).prefault({}),
   /** The IPC socket. */
   socket: absolutePath.default("/run/amp/ampd.sock"),
+  /** The cloud (a later part of amp); `amp install --cloud URL` writes the URL. */
+  cloud: z.strictObject({
+    url: z.url({ protocol: /^https?$/ }).optional(),
+    /** A CA bundle for the cloud's certificate. */
+    ca: absolutePath.optional(),
+    /** An HTTP proxy for the cloud. */
+    proxy: z.url({ protocol: /^https?$/ }).optional(),
+  }).prefault({}),
+  /** `amp update` (the hourly updater). */
+  update: z.strictObject({
+    /** Where ClamAV signatures come from (a mirror serving .cvd/.cld/.cdiff files). */
+    mirror: z.url({ protocol: /^https?$/ }).optional(),
+    /** freshclam with a generated config, amp's own download, or auto (freshclam when installed). */
+    method: z.enum(["auto", "freshclam", "download"]).default("auto"),
+  }).prefault({}),
+  /** What `amp install` set up, so that disable, enable and uninstall undo exactly that. */
+  service: z.strictObject({
+    init: z.enum(["upstart", "systemd", "sysv"]).optional(),
+  }).prefault({}),
 });
 
 /** The parsed local configuration, defaults filled in. */
