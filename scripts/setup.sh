@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libclamav12 libclamav-dev clamav clamav-daemon zip gcc libc6-dev time util-linux)
+packages=(libclamav12 libclamav-dev clamav clamav-daemon zip gcc libc6-dev time util-linux rpm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
