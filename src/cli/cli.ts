@@ -11,6 +11,11 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { makeDaemonCommand } from "./daemon_command.ts";
+import { makeDisableCommand, makeEnableCommand } from "./disable_command.ts";
+import { makeInstallCommand } from "./install_command.ts";
+import { makeSupportCommand } from "./support_command.ts";
+import { makeUninstallCommand } from "./uninstall_command.ts";
+import { makeUpdateCommand } from "./update_command.ts";
 import { makeEventsCommand } from "./events_command.ts";
 import { makeQuarantineCommand } from "./quarantine_command.ts";
 import { openQuarantineStore } from "./daemon_quarantine_store.ts";
@@ -41,6 +46,12 @@ export function makeCli(): Command {
   program.addCommand(makeDaemonCommand().exitOverride());
   program.addCommand(makeStatusCommand().exitOverride());
   program.addCommand(makeEventsCommand().exitOverride());
+  program.addCommand(makeInstallCommand().exitOverride());
+  program.addCommand(makeDisableCommand().exitOverride());
+  program.addCommand(makeEnableCommand().exitOverride());
+  program.addCommand(makeUninstallCommand().exitOverride());
+  program.addCommand(makeUpdateCommand().exitOverride());
+  program.addCommand(makeSupportCommand().exitOverride());
   program.addCommand(
     makeQuarantineCommand({
       stdout: (text) => console.log(text),
