@@ -49,6 +49,21 @@ Deno.test("amp install, disable, enable and uninstall work through the CLI in a 
       `second disable should change nothing: ${again.stdout}`,
     );
 
+    // An upgrade (what a package's post-install runs) keeps it disabled.
+    const upgrade = await amp([
+      "install",
+      "--root",
+      root,
+      "--init",
+      "sysv",
+      "--binary",
+      "/bin/true",
+    ]);
+    assert.equal(upgrade.code, 0, upgrade.stderr);
+    assert.match(upgrade.stdout, /kept disabled/);
+    assert.equal((await Deno.stat(`${root}/etc/cron.hourly/amp-updater`)).mode! & 0o111, 0);
+    await assert.rejects(Deno.lstat(`${root}/etc/rc2.d/S20amp`));
+
     const enable = await amp(["enable", "--root", root]);
     assert.equal(enable.code, 0, enable.stderr);
     assert.equal((await Deno.stat(`${root}/etc/cron.hourly/amp-updater`)).mode! & 0o111, 0o111);

@@ -68,6 +68,7 @@ Deno.test("writeSupportBundle() redacts secrets, tails logs, reports no daemon, 
     });
     assert.equal(bundle.dir, `${out}/amp-support-web_1-20261126T140506Z`);
     assert.equal(bundle.archive, `${bundle.dir}.tar.gz`);
+    assert.equal((await Deno.stat(bundle.archive)).mode! & 0o777, 0o600, "archive is root only");
     assert.deepEqual(bundle.sections.filter((s) => s.error), []);
 
     const all = await readTree(bundle.dir);

@@ -180,7 +180,7 @@ Deno.test("runUpdate() tries the standard names and refuses an unsigned .cvd lib
 
 Deno.test("runUpdate() refuses to run beside another update and says who holds the lock", async () => {
   const h = await host();
-  const lockPath = `${h.root}/run/amp/update.lock`;
+  const lockPath = `${h.root}/var/lib/amp/update.lock`;
   const holder = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--quiet", HOLDER, lockPath],
     stdin: "piped",

@@ -20,7 +20,7 @@ export function makeUpdateCommand(io: CommandIo = defaultIo): Command {
   return new Command("update")
     .summary("update ClamAV signatures from the configured mirror and reload the daemon")
     .description(
-      "What the hourly updater runs. One at a time (/run/amp/update.lock); every step\n" +
+      "What the hourly updater runs. One at a time (/var/lib/amp/update.lock); every step\n" +
         "is logged to /var/log/amp/ampupdater.log.\n\n" +
         "1. Policy: refreshed from the cloud when amp.json names one (cloud.url).\n" +
         "2. Signatures: from amp.json's update.mirror into clamav.dbDir (default\n" +

@@ -22,6 +22,7 @@
  * @module
  */
 
+import { disable, isDisabled } from "./toggle.ts";
 import { basename } from "node:path";
 import { z } from "zod";
 import { AmpConfigSchema, parseConfigText } from "../config/amp_config.ts";
@@ -125,6 +126,9 @@ export async function install(options: InstallOptions = {}): Promise<ServiceRepo
   const configText = await planConfig(tree.real(CONFIG_FILE), init, options.cloud);
   const policyExists = (await tree.lstat(POLICY_FILE)) !== undefined;
   const upgrade = (await tree.lstat(BIN_PATH)) !== undefined;
+  // An upgrade (a package's post-install runs amp install) keeps amp disabled
+  // when the administrator disabled it: `amp enable` is the way back.
+  const keepDisabled = upgrade && await isDisabled(root, init);
 
   const report: ServiceReport = {
     action: "install",
@@ -206,6 +210,15 @@ export async function install(options: InstallOptions = {}): Promise<ServiceRepo
     for (const link of integration.links) await tree.symlink(link.path, link.target);
     logChanges();
 
+    if (keepDisabled) {
+      const kept = await disable({ root, dryRun, runHostCommands: false });
+      for (const change of kept.changes) {
+        if (change.action !== "unchanged") tree.note(change.action, change.path, change.detail);
+      }
+      report.notes.push("kept disabled, as it was before the upgrade (amp enable starts it)");
+      logChanges();
+    }
+
     step = "sending event";
     log.notice(step, { type: "Install Completed" });
     if (events) {
@@ -224,6 +237,7 @@ export async function install(options: InstallOptions = {}): Promise<ServiceRepo
     log.notice(step);
     let notStarted: string | undefined;
     if (options.start === false) notStarted = "--no-start";
+    else if (keepDisabled) notStarted = "amp is disabled (amp enable starts it)";
     else if (!ctx.onHost) notStarted = `${root} is not the running host (--root)`;
     if (notStarted !== undefined) {
       report.notes.push(`connector not started: ${notStarted}`);
@@ -231,7 +245,11 @@ export async function install(options: InstallOptions = {}): Promise<ServiceRepo
     } else {
       const failed = await runAll(
         ctx,
-        startCommands(init, { restart: upgrade && binaryChanged }),
+        // A package puts the new binary in place before running amp install:
+        // then the copy is unchanged but the daemon still runs the old one.
+        startCommands(init, {
+          restart: upgrade && (binaryChanged || runsDeletedBinary(tree.real(BIN_PATH))),
+        }),
         report,
         log,
       );
@@ -271,6 +289,23 @@ function installEvent(
   upgrade: boolean,
 ): NewEvent {
   return { type, time: Date.now(), details: { version: VERSION, init, upgrade } };
+}
+
+/** True when some process runs an executable at `path` that has since been replaced. */
+function runsDeletedBinary(path: string): boolean {
+  try {
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        if (Deno.readLinkSync(`/proc/${entry.name}/exe`) === `${path} (deleted)`) return true;
+      } catch {
+        // gone, or a kernel thread
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return false;
 }
 
 /** The executable to copy: `--binary`, else the running amp; checked to be a regular file. */

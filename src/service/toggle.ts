@@ -73,6 +73,23 @@ type Step =
   | { kind: "exec"; path: string }
   | { kind: "link"; path: string; target: string };
 
+/**
+ * True when amp is installed for `init` under `root` and disabled (by
+ * `amp disable`): an upgrade keeps it so rather than re-enabling it.
+ */
+export async function isDisabled(root: string, init: InitSystem): Promise<boolean> {
+  const tree = new HostTree(root, { dryRun: true });
+  const { marker } = initIntegration(init);
+  const plan = steps(init);
+  if (init === "upstart") {
+    return (await tree.lstat(marker)) === undefined &&
+      (await tree.lstat(marker + DISABLED_SUFFIX)) !== undefined;
+  }
+  if ((await tree.lstat(marker)) === undefined) return false;
+  const link = plan.find((s) => s.kind === "link");
+  return link !== undefined && (await tree.lstat(link.path)) === undefined;
+}
+
 function steps(init: InitSystem): Step[] {
   const { links } = initIntegration(init);
   switch (init) {
@@ -244,7 +261,7 @@ async function enableStep(tree: HostTree, step: Step, report: ServiceReport): Pr
       }
       const mode = (stat.mode ?? 0) & 0o7777;
       if ((mode & 0o111) === 0o111) return tree.note("unchanged", step.path, "already enabled");
-      return await tree.setMode(step.path, mode | 0o111);
+      return await tree.setMode(step.path, mode | ((mode & 0o444) >> 2));
     }
     case "link": {
       if (stat?.isSymlink && await Deno.readLink(tree.real(step.path)) === step.target) {

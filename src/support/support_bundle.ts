@@ -135,8 +135,11 @@ export async function writeSupportBundle(options: SupportBundleOptions): Promise
         stdout: "null",
         stderr: "piped",
       }).output();
-      if (out.success) bundle.archive = `${options.outDir}/${name}.tar.gz`;
-      else bundle.archiveError = new TextDecoder().decode(out.stderr).trim();
+      if (out.success) {
+        bundle.archive = `${options.outDir}/${name}.tar.gz`;
+        // Root only, as the directory: the bundle holds logs, events and config.
+        await Deno.chmod(bundle.archive, 0o600);
+      } else bundle.archiveError = new TextDecoder().decode(out.stderr).trim();
     } catch (error) {
       bundle.archiveError = error instanceof Deno.errors.NotFound
         ? "tar is not installed: the directory is the bundle"

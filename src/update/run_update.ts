@@ -2,7 +2,7 @@
  * `amp update`, the hourly job, as ordered steps, each logged to
  * `/var/log/amp/ampupdater.log`:
  *
- * 1. **lock** `/run/amp/update.lock` (one update at a time; a second one
+ * 1. **lock** `/var/lib/amp/update.lock` (one update at a time; a second one
  *    says who runs and does nothing),
  * 2. **config** `/etc/amp/amp.json`,
  * 3. **policy** refresh from the cloud, when one is configured (the cloud
@@ -241,7 +241,8 @@ async function signatureStep(
         version: f.version,
         signatures: f.signatures,
       }));
-      if (outcome.code !== 0) {
+      // Some freshclam versions exit 1 for "database is up to date".
+      if (outcome.code !== 0 && outcome.code !== 1) {
         step.error = `freshclam exited ${outcome.code} (${outcome.meaning})` +
           (outcome.errors.length ? `: ${outcome.errors.slice(-3).join("; ")}` : "");
       }

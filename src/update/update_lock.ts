@@ -1,6 +1,6 @@
 /**
  * One `amp update` at a time: an exclusive, non-blocking `flock(2)` on
- * `/run/amp/update.lock`. The lock belongs to the open file, so it goes away
+ * `/var/lib/amp/update.lock`. The lock belongs to the open file, so it goes away
  * with the process however it ends (no stale lock after a crash or a kill);
  * the file is never removed, which would let a second process lock a new
  * file while the first still holds the old one. The holder writes its pid
@@ -16,7 +16,11 @@ import { AT, close, flock, openat, pwriteAll } from "../sys/libc.ts";
 import { SysError } from "../sys/sys_error.ts";
 
 /** Where the lock lives, relative to `--root`. */
-export const UPDATE_LOCK_PATH = "/run/amp/update.lock";
+/**
+ * Where the lock lives: under /var/lib/amp, not /run/amp, which systemd
+ * removes with amp.service (RuntimeDirectory) while an update may hold it.
+ */
+export const UPDATE_LOCK_PATH = "/var/lib/amp/update.lock";
 
 /** A held lock; {@linkcode UpdateLock.release} is safe to call twice. */
 export interface UpdateLock {
