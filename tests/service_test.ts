@@ -63,7 +63,7 @@ function commonTree(): string[] {
   return [
     `d 0755 ${OWNER} /etc`,
     `d 0755 ${OWNER} /etc/amp`,
-    `f 0644 ${OWNER} /etc/amp/amp.json`,
+    `f 0600 ${OWNER} /etc/amp/amp.json`,
     `d 0755 ${OWNER} /etc/amp/lists`,
     `f 0644 ${OWNER} /etc/amp/policy.json`,
     `d 0755 ${OWNER} /opt`,
@@ -532,7 +532,7 @@ Deno.test("amp uninstall keeps config, policy, state and logs; --purge leaves no
         amp,
         [
           `d 0755 ${OWNER} /etc/amp`,
-          `f 0644 ${OWNER} /etc/amp/amp.json`,
+          `f 0600 ${OWNER} /etc/amp/amp.json`,
           `d 0755 ${OWNER} /etc/amp/lists`,
           `f 0644 ${OWNER} /etc/amp/policy.json`,
           `d 0700 ${OWNER} /var/lib/amp`,

@@ -12,6 +12,7 @@ import { runUpdate, type UpdateOptions } from "../src/update/run_update.ts";
 import { MIRROR_MANIFEST } from "../src/update/signature_download.ts";
 import { daemonSkip, events, startDaemon } from "./fixtures/daemon.ts";
 import { buildContainer, startMirror, type TestMirror } from "./fixtures/update_mirror.ts";
+import { IpcServer } from "../src/ipc/ipc_server.ts";
 
 const HOLDER = new URL("./fixtures/update_lock_holder.ts", import.meta.url).pathname;
 
@@ -388,4 +389,49 @@ Deno.test({
       await Deno.remove(mirrorDir, { recursive: true });
     }
   },
+});
+
+Deno.test("runUpdate() owes a failed daemon reload to the next run, even when nothing changed", async () => {
+  const h = await host();
+  // A daemon (our real IPC server) that refuses to reload.
+  let reloads = 0;
+  let refuse = true;
+  const server = await IpcServer.listen({
+    path: `${h.root}/run/amp/ampd.sock`,
+    handlers: {
+      reload: () => {
+        reloads++;
+        if (refuse) {
+          return Promise.reject(Object.assign(new Error("engine busy"), { code: "busy" }));
+        }
+        return Promise.resolve({ engines: { clamav: { signatures: 1 } } });
+      },
+    },
+  });
+  try {
+    await serve(
+      h,
+      "daily.cud",
+      await buildContainer({ name: "daily.cud", version: 1, samples: ["a"] }),
+    );
+    const first = await h.update();
+    assert.equal(first.daemon, "failed");
+    assert.equal(first.exitCode, 1);
+    assert.ok(await exists(`${h.root}/var/lib/amp/update.reload-pending`));
+
+    refuse = false;
+    const second = await h.update();
+    assert.equal(second.signatures?.changed, false);
+    assert.equal(second.daemon, "reloaded", "the owed reload is retried");
+    assert.equal(second.exitCode, 0);
+    assert.equal(reloads, 2);
+    assert.ok(!(await exists(`${h.root}/var/lib/amp/update.reload-pending`)));
+
+    const third = await h.update();
+    assert.equal(third.daemon, "not needed");
+    assert.equal(reloads, 2);
+  } finally {
+    await server.close();
+    await h.close();
+  }
 });

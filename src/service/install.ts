@@ -23,6 +23,7 @@
  */
 
 import { disable, isDisabled } from "./toggle.ts";
+import { processesRunning } from "./running.ts";
 import { basename } from "node:path";
 import { z } from "zod";
 import { AmpConfigSchema, parseConfigText } from "../config/amp_config.ts";
@@ -183,7 +184,8 @@ export async function install(options: InstallOptions = {}): Promise<ServiceRepo
 
     step = "writing configuration";
     log.notice(step);
-    await tree.writeFile(CONFIG_FILE, configText, 0o644);
+    // 0600: amp.json may hold proxy credentials (cloud.proxy).
+    await tree.writeFile(CONFIG_FILE, configText, 0o600);
     if (options.policy !== undefined || !policyExists) {
       const policy = builtinPolicy(options.policy ?? "audit");
       await tree.writeFile(POLICY_FILE, `${JSON.stringify(policy, null, 2)}\n`, 0o644);
@@ -248,7 +250,9 @@ export async function install(options: InstallOptions = {}): Promise<ServiceRepo
         // A package puts the new binary in place before running amp install:
         // then the copy is unchanged but the daemon still runs the old one.
         startCommands(init, {
-          restart: upgrade && (binaryChanged || runsDeletedBinary(tree.real(BIN_PATH))),
+          restart: upgrade &&
+            (binaryChanged ||
+              processesRunning(tree.real(BIN_PATH), { deletedOnly: true }).length > 0),
         }),
         report,
         log,
@@ -289,23 +293,6 @@ function installEvent(
   upgrade: boolean,
 ): NewEvent {
   return { type, time: Date.now(), details: { version: VERSION, init, upgrade } };
-}
-
-/** True when some process runs an executable at `path` that has since been replaced. */
-function runsDeletedBinary(path: string): boolean {
-  try {
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      try {
-        if (Deno.readLinkSync(`/proc/${entry.name}/exe`) === `${path} (deleted)`) return true;
-      } catch {
-        // gone, or a kernel thread
-      }
-    }
-  } catch {
-    // no /proc
-  }
-  return false;
 }
 
 /** The executable to copy: `--binary`, else the running amp; checked to be a regular file. */

@@ -18,6 +18,7 @@
 import type { ServiceReport } from "./change.ts";
 import { ServiceFailedError, ServiceInputError } from "./change.ts";
 import { stopCommands } from "./host_commands.ts";
+import { processesRunning } from "./running.ts";
 import { HostTree } from "./host_tree.ts";
 import { InstallerLog } from "./installer_log.ts";
 import { ALL_INIT_PATHS, BIN_PATH, INSTALLER_LOG, LOG_DIR, RUN_DIR, STATE_DIR } from "./layout.ts";
@@ -111,6 +112,16 @@ export async function uninstall(options: UninstallOptions = {}): Promise<Service
       log.notice(step);
       const failed = await runAll(ctx, stopCommands(init), report, log);
       for (const f of failed) report.notes.push(`could not stop: ${describeRun(f)}`);
+      // Removing the files under a daemon that still runs would leave it
+      // with nothing to stop it by: refuse, and say what runs.
+      const running = await stillRunning(tree.real(BIN_PATH));
+      if (running.length > 0 && !ctx.dryRun) {
+        throw new ServiceFailedError(
+          `The amp daemon still runs (pid ${running.join(", ")}) after the stop commands: ` +
+            "nothing was removed; stop it (kill -TERM) and run amp uninstall again",
+          report,
+        );
+      }
     } else {
       report.notes.push(`service not stopped: ${ctx.root} is not the running host (--root)`);
     }
@@ -158,4 +169,14 @@ async function existing(tree: HostTree, paths: readonly string[]): Promise<strin
   const found: string[] = [];
   for (const path of paths) if (await tree.lstat(path)) found.push(path);
   return found;
+}
+
+/** Pids still running the installed executable, after a moment for SIGTERM to take effect. */
+async function stillRunning(binary: string): Promise<number[]> {
+  for (let i = 0; i < 50; i++) {
+    const pids = processesRunning(binary);
+    if (pids.length === 0) return [];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return processesRunning(binary);
 }

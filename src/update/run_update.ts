@@ -144,12 +144,21 @@ export async function runUpdate(options: UpdateOptions = {}): Promise<UpdateRepo
         daemon: "not needed",
         exitCode: signatures.error ? 1 : 0,
       };
-      if (signatures.changed) {
+      // A reload that failed last time is owed even when nothing changed since.
+      const pendingFile = resolveUnderRoot(root, RELOAD_PENDING_PATH);
+      const owed = await Deno.lstat(pendingFile).then(() => true, () => false);
+      if (signatures.changed || owed) {
+        if (owed && !signatures.changed) log.notice("A daemon reload failed last time: retrying");
         const reload = await reloadDaemon(root, log);
         report.daemon = reload.daemon;
         if (reload.error) report.daemonError = reload.error;
         if (reload.signatures !== undefined) report.daemonSignatures = reload.signatures;
-        if (reload.daemon === "failed") report.exitCode = 1;
+        if (reload.daemon === "failed") {
+          report.exitCode = 1;
+          await Deno.writeTextFile(pendingFile, `${new Date().toISOString()}\n`).catch(() => {});
+        } else {
+          await Deno.remove(pendingFile).catch(() => {});
+        }
       } else {
         log.info("Signatures unchanged: no reload needed");
       }
@@ -267,6 +276,9 @@ async function signatureStep(
   log[step.error ? "error" : "notice"](`Signatures: ${step.message}`);
   return step;
 }
+
+/** Marks a daemon reload the next update owes (the last one failed). */
+export const RELOAD_PENDING_PATH = "/var/lib/amp/update.reload-pending";
 
 async function reloadDaemon(
   root: string,
