@@ -11,6 +11,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { makeDaemonCommand } from "./daemon_command.ts";
+import { makeDfcCommand } from "./dfc_command.ts";
 import { makeDisableCommand, makeEnableCommand } from "./disable_command.ts";
 import { makeInstallCommand } from "./install_command.ts";
 import { makeSupportCommand } from "./support_command.ts";
@@ -52,6 +53,7 @@ export function makeCli(): Command {
   program.addCommand(makeUninstallCommand().exitOverride());
   program.addCommand(makeUpdateCommand().exitOverride());
   program.addCommand(makeSupportCommand().exitOverride());
+  program.addCommand(makeDfcCommand().exitOverride());
   program.addCommand(
     makeQuarantineCommand({
       stdout: (text) => console.log(text),

@@ -91,6 +91,23 @@ export const ProcessExclusionSchema = z.strictObject({
   children: z.boolean().default(false),
 });
 
+/**
+ * One named IP list for DFC: a file of addresses and CIDRs (one per line,
+ * `#`/`;` comments, as Spamhaus DROP and FireHOL netsets) or a CSV column.
+ */
+export const IpListSourceSchema = z.strictObject({
+  name: z.string().trim().min(1).regex(/^[\w.-]+$/, "Use letters, digits, dot, dash, underscore"),
+  file: absolutePath,
+  format: z.enum(["lines", "csv"]).default("lines"),
+  /** CSV only: the column (zero-based index or header name). */
+  column: z.union([z.number().int().nonnegative(), z.string().min(1)]).optional(),
+  /** CSV only: the delimiter (default ","). */
+  delimiter: z.string().length(1).optional(),
+}).refine((l) => l.format !== "csv" || l.column !== undefined, {
+  message: "A csv list needs a column (index or header name)",
+  path: ["column"],
+});
+
 /** A connector policy, as found in `/etc/amp/policy.json` or fetched from the cloud. */
 export const PolicySchema = z.strictObject({
   id: z.number().int().positive(),
@@ -124,6 +141,10 @@ export const PolicySchema = z.strictObject({
   }).prefault({}),
   exclusions: z.array(ExclusionSchema).prefault(() => DEFAULT_EXCLUSIONS.map((e) => ({ ...e }))),
   processExclusions: z.array(ProcessExclusionSchema).default([]),
+  /** Device Flow Correlation: IP reputation lists (the action is `mode.network`). */
+  dfc: z.strictObject({
+    lists: z.array(IpListSourceSchema).default([]),
+  }).prefault({}),
   /** Real-time protection (`amp daemon`). */
   monitor: z.strictObject({
     /** Scan files closed after writing and files moved into watched file systems. */
@@ -148,3 +169,6 @@ export type Exclusion = z.infer<typeof ExclusionSchema>;
 
 /** One parsed process exclusion. */
 export type ProcessExclusion = z.infer<typeof ProcessExclusionSchema>;
+
+/** One parsed DFC list source. */
+export type IpListSource = z.infer<typeof IpListSourceSchema>;
