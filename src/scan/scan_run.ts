@@ -9,6 +9,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { OpenFile } from "../engine/pipeline.ts";
 import type { EngineName, FileVerdict, SkipReason } from "../engine/verdict.ts";
 import type { WalkItem } from "../fs/walk.ts";
@@ -143,7 +144,9 @@ export async function runScan(
     let turn = performance.now();
     for (let next = iterator.next(); !next.done; next = iterator.next()) {
       if (performance.now() - turn > MAX_BUSY_MS) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
+        // setImmediate, not setTimeout: nested timeouts are clamped to 4 ms,
+        // which cost a whole scan a third of its speed.
+        await new Promise((resolve) => setImmediate(resolve));
         turn = performance.now();
       }
       if (options.signal?.aborted) {
