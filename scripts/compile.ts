@@ -35,6 +35,9 @@ const result = await new Deno.Command(Deno.execPath(), {
     "--allow-all",
     // Keep in step with the `amp` task: a small young generation lowers peak RSS.
     "--v8-flags=--max-semi-space-size=1",
+    // Worker modules are not found by following imports: name them.
+    "--include",
+    "src/monitor/proc_connector/_proc_reader.ts",
     "--output",
     output,
     "main.ts",

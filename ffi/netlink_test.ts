@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import {
+  ACK_PROC_EVENT,
+  AF_NETLINK,
+  CN_IDX_PROC,
+  CN_MSG,
+  CN_VAL_PROC,
+  COMM_PROC_EVENT,
+  COREDUMP_PROC_EVENT,
+  EFD,
+  EXEC_PROC_EVENT,
+  EXIT_PROC_EVENT,
+  FORK_PROC_EVENT,
+  ID_PROC_EVENT,
+  MSG_DONTWAIT,
+  NETLINK_CONNECTOR,
+  NLMSG,
+  NLMSG_ALIGNTO,
+  NLMSGERR,
+  NLMSGHDR,
+  POLL,
+  POLLFD,
+  PROC_CN_MCAST,
+  PROC_EVENT,
+  PROC_EVENT_HEADER,
+  PTRACE_PROC_EVENT,
+  SID_PROC_EVENT,
+  SO,
+  SOCK,
+  SOCKADDR_NL,
+  SOL_SOCKET,
+} from "./netlink.ts";
+import { hasCompiler, IN_CI, runC } from "../tests/fixtures/native.ts";
+
+/** Outside CI a missing C compiler skips the layout test (with the reason printed); in CI it runs and fails. */
+const noCompiler = !hasCompiler() && !IN_CI;
+if (noCompiler) console.log("netlink_test: skipping layout test: no `cc` on PATH (CI != true)");
+
+/** Every TypeScript value, under the name the C program prints it with. */
+function expected(): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const [k, v] of Object.entries(PROC_EVENT)) m.set(`PROC_EVENT_${k}`, v);
+  for (const [k, v] of Object.entries(PROC_CN_MCAST)) m.set(`PROC_CN_MCAST_${k}`, v);
+  for (const [k, v] of Object.entries(NLMSG)) m.set(`NLMSG_${k}`, v);
+  for (const [k, v] of Object.entries(SOCK)) m.set(`SOCK_${k}`, v);
+  for (const [k, v] of Object.entries(SO)) m.set(`SO_${k}`, v);
+  for (const [k, v] of Object.entries(POLL)) m.set(`POLL${k}`, v);
+  for (const [k, v] of Object.entries(EFD)) m.set(`EFD_${k}`, v);
+  m.set("AF_NETLINK", AF_NETLINK);
+  m.set("NETLINK_CONNECTOR", NETLINK_CONNECTOR);
+  m.set("CN_IDX_PROC", CN_IDX_PROC);
+  m.set("CN_VAL_PROC", CN_VAL_PROC);
+  m.set("SOL_SOCKET", SOL_SOCKET);
+  m.set("MSG_DONTWAIT", MSG_DONTWAIT);
+  m.set("NLMSG_ALIGNTO", NLMSG_ALIGNTO);
+  const layouts = {
+    sockaddr_nl: SOCKADDR_NL,
+    nlmsghdr: NLMSGHDR,
+    nlmsgerr: NLMSGERR,
+    cn_msg: CN_MSG,
+    proc_event: PROC_EVENT_HEADER,
+    fork: FORK_PROC_EVENT,
+    exec: EXEC_PROC_EVENT,
+    id: ID_PROC_EVENT,
+    sid: SID_PROC_EVENT,
+    ptrace: PTRACE_PROC_EVENT,
+    comm: COMM_PROC_EVENT,
+    coredump: COREDUMP_PROC_EVENT,
+    exit: EXIT_PROC_EVENT,
+    pollfd: POLLFD,
+  };
+  for (const [struct, layout] of Object.entries(layouts)) {
+    for (const [field, value] of Object.entries(layout)) m.set(`${struct}.${field}`, value);
+  }
+  return m;
+}
+
+/** How the C program computes each struct's offsets: the C type and a prefix of the member path. */
+const C_STRUCTS: Record<string, { type: string; member: (field: string) => string }> = {
+  sockaddr_nl: { type: "struct sockaddr_nl", member: (f) => f },
+  nlmsghdr: { type: "struct nlmsghdr", member: (f) => f },
+  nlmsgerr: { type: "struct nlmsgerr", member: (f) => f },
+  cn_msg: {
+    type: "struct cn_msg",
+    member: (f) => f === "idx" || f === "val" ? `id.${f}` : f,
+  },
+  proc_event: { type: "struct proc_event", member: (f) => f },
+  fork: { type: "struct fork_proc_event", member: (f) => f },
+  exec: { type: "struct exec_proc_event", member: (f) => f },
+  id: {
+    type: "struct id_proc_event",
+    member: (f) => f === "ruid" ? "r.ruid" : f === "euid" ? "e.euid" : f,
+  },
+  sid: { type: "struct sid_proc_event", member: (f) => f },
+  ptrace: { type: "struct ptrace_proc_event", member: (f) => f },
+  comm: { type: "struct comm_proc_event", member: (f) => f },
+  coredump: { type: "struct coredump_proc_event", member: (f) => f },
+  exit: { type: "struct exit_proc_event", member: (f) => f },
+  pollfd: { type: "struct pollfd", member: (f) => f },
+};
+
+Deno.test({
+  name: "ffi/netlink.ts constants and struct layouts match <linux/netlink.h>, <linux/cn_proc.h>",
+  ignore: noCompiler,
+  async fn() {
+    const names = [...expected().keys()];
+    const lines: string[] = [];
+    for (const name of names) {
+      const dot = name.indexOf(".");
+      if (dot < 0) {
+        lines.push(`  V(${name});`);
+        continue;
+      }
+      const struct = C_STRUCTS[name.slice(0, dot)];
+      const field = name.slice(dot + 1);
+      const expr = field === "size"
+        ? `sizeof(${struct.type})`
+        : `offsetof(${struct.type}, ${struct.member(field)})`;
+      lines.push(`  printf("%s %lu\\n", "${name}", (unsigned long)(${expr}));`);
+    }
+    const c = await runC(`
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stddef.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/connector.h>
+#include <linux/cn_proc.h>
+#define V(n) printf("%s %lu\\n", #n, (unsigned long)(n))
+int main(void) {
+  /* proc_event.what, cpu, timestamp_ns: the union follows at the header size. */
+  printf("proc_event.event_data %lu\\n", (unsigned long)offsetof(struct proc_event, event_data));
+  printf("ack.size %lu\\n", (unsigned long)sizeof(((struct proc_event *)0)->event_data.ack));
+  printf("ack.err %lu\\n", (unsigned long)(offsetof(struct proc_event, event_data.ack.err) -
+    offsetof(struct proc_event, event_data)));
+${lines.join("\n")}
+  return 0;
+}
+`);
+    // The union members of event_data are anonymous struct types inside
+    // struct proc_event; check the header size against where the union starts.
+    assert.equal(c.get("proc_event.event_data"), PROC_EVENT_HEADER.size);
+    for (const [name, value] of expected()) {
+      if (name === "proc_event.size") continue; // sizeof includes the union
+      assert.equal(c.get(name), value, name);
+    }
+    assert.equal(c.get("proc_event.size")! > PROC_EVENT_HEADER.size, true);
+    // The ack member is an anonymous struct: measured inside struct proc_event.
+    assert.equal(c.get("ack.size"), ACK_PROC_EVENT.size);
+    assert.equal(c.get("ack.err"), ACK_PROC_EVENT.err);
+  },
+});
