@@ -448,3 +448,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "amp daemon spares an excluded writer that exits right after writing (process table)",
+  ignore,
+  async fn() {
+    // dash is excluded. It writes and exits at once: by the time the event is
+    // read it is gone from /proc, and only the proc connector's table, which
+    // saw its exec 50 ms earlier, knows which program it was.
+    const d = await startDaemon({
+      policy: {
+        id: 1,
+        name: "Audit Policy for Linux",
+        processExclusions: [{ executable: "/usr/bin/dash" }],
+      },
+    });
+    try {
+      const byDash = `${d.watched}/quick-dash.com`;
+      const byBash = `${d.watched}/quick-bash.com`;
+      for (const [shell, file] of [["dash", byDash], ["bash", byBash]]) {
+        const out = await new Deno.Command(shell, {
+          args: ["-c", `/bin/sleep 0.05; printf '%s' "$0" > ${file}`, eicar()],
+        }).output();
+        assert.ok(out.success);
+      }
+      await waitFor(
+        "the bash sample",
+        async () =>
+          (await events(d)).find((e) => e.type === "Threat Detected" && e.path === byBash),
+      );
+      const detected = (await events(d)).filter((e) => e.type === "Threat Detected");
+      assert.ok(
+        !detected.some((e) => e.path === byDash),
+        `the excluded, exited dash was not recognised: ${JSON.stringify(detected)}`,
+      );
+      assert.match(d.log(), /Process table on/);
+    } finally {
+      await d.stop();
+    }
+  },
+});

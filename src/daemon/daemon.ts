@@ -40,7 +40,11 @@ import { Convictor } from "../protect/conviction.ts";
 import {
   compileProcessExclusions,
   type ProcessExclusionMatcher,
+  type ProcessTable as ProcessTableView,
+  procTable,
 } from "../protect/process_exclusions.ts";
+import { type ProcessInfo, readProcessInfo } from "../protect/process_info.ts";
+import { ProcessTable } from "../monitor/proc_connector/process_table.ts";
 import { Quarantine } from "../protect/quarantine.ts";
 import { ScanContext } from "../scan/scan_context.ts";
 import { defaultConcurrency } from "../scan/scan_job.ts";
@@ -96,6 +100,7 @@ export class Daemon {
   #convictor!: Convictor;
   #scans!: ScanService;
   #source?: FileEventSource;
+  #processes?: ProcessTable;
   #realtime?: RealTimeProtection;
   #realtimeDone?: Promise<{ droppedSince?: number }>;
   #pendingEvents: AmpEvent[] = [];
@@ -143,6 +148,7 @@ export class Daemon {
       ["signals", () => this.#stepSignals()],
       ["single instance", () => this.#stepSingleInstance()],
       ["state", () => this.#stepState()],
+      ["processes", () => this.#stepProcesses()],
       ["policy", () => this.#stepPolicy()],
       ["engines", () => this.#stepEngines()],
       ["ipc", () => this.#stepIpc()],
@@ -255,6 +261,39 @@ export class Daemon {
     }
   }
 
+  // 3b. processes: the proc connector's table, so that facts about a process
+  // (executable, command line, user, parent) are known even when it exited
+  // before its file event was read. Without it they are read from /proc then.
+  async #stepProcesses(): Promise<void> {
+    try {
+      const table = ProcessTable.open();
+      this.#onTeardown("processes", () => table.close());
+      await Promise.race([table.ready, new Promise((r) => setTimeout(r, 2_000))]);
+      this.#processes = table;
+      this.#log.notice("Process table on (netlink proc connector)");
+    } catch (error) {
+      this.#log.warning(
+        `Process table unavailable (${message(error)}): process facts are read from /proc ` +
+          "when an event is read, so a process that already exited is not described",
+      );
+    }
+  }
+
+  /** The process table as process exclusions see it. */
+  #processView(): ProcessTableView {
+    return {
+      get: (pid) => {
+        const p = this.#processes?.get(pid) ?? procTable.get(pid);
+        return p ? { executable: p.executable, uid: p.uid, ppid: p.ppid } : undefined;
+      },
+    };
+  }
+
+  /** Facts about a process: the table's, else /proc now. */
+  #processInfo(pid: number): ProcessInfo {
+    return this.#processes?.get(pid) ?? readProcessInfo(pid);
+  }
+
   // 4. policy
   async #stepPolicy(): Promise<void> {
     const load = await loadPolicyOrLastGood(this.root);
@@ -267,7 +306,10 @@ export class Daemon {
         this.#log.warning(`Cannot keep a copy of the policy: ${message(e)}`)
       );
     }
-    this.#processExclusions = compileProcessExclusions(this.#policy.processExclusions);
+    this.#processExclusions = compileProcessExclusions(
+      this.#policy.processExclusions,
+      this.#processView(),
+    );
     this.#convictor = new Convictor({
       mode: () => this.#policy.mode.file,
       quarantine: this.#quarantine,
@@ -400,6 +442,7 @@ export class Daemon {
       scanner: this.#scanner,
       enforce: () => this.#policy.mode.file === "quarantine",
       processExclusions: () => this.#processExclusions,
+      processInfo: (pid) => this.#processInfo(pid),
       convictor: this.#convictor,
       event: (e) => this.#event(e),
       log: this.#log,
@@ -562,7 +605,10 @@ export class Daemon {
     if (policyChanged) {
       this.#policy = load.policy;
       this.#policySource = load.source;
-      this.#processExclusions = compileProcessExclusions(load.policy.processExclusions);
+      this.#processExclusions = compileProcessExclusions(
+        load.policy.processExclusions,
+        this.#processView(),
+      );
       await saveLastGood(this.root, load.policy).catch(() => {});
       this.#event({
         type: "Policy Update",

@@ -66,6 +66,8 @@ export interface RealTimeOptions {
   /** Scans a file with the context in force (waits while a reload swaps it). */
   scanner: FileScanner;
   processExclusions: () => ProcessExclusionMatcher;
+  /** What is known of a process (the proc connector's table, else /proc now). */
+  processInfo?: (pid: number) => ProcessInfo;
   /** True when the policy acts (quarantine, kill, deny); false under audit. */
   enforce: () => boolean;
   convictor: Convictor;
@@ -384,13 +386,17 @@ export class RealTimeProtection {
    * file and the command line is known only once it runs.
    */
   #executingProcess(pid: number, file: OpenFile): ProcessInfo {
-    const info = readProcessInfo(pid);
+    const info = this.#processInfo(pid);
     const running = runsFile(pid, file.stat);
     return {
       ...info,
       executable: file.path,
       commandLine: running ? info.commandLine : undefined,
     };
+  }
+
+  #processInfo(pid: number): ProcessInfo {
+    return this.#o.processInfo?.(pid) ?? readProcessInfo(pid);
   }
 
   /** After the executions' queue overflowed: scan what every process runs now. */
@@ -450,7 +456,7 @@ export class RealTimeProtection {
       engine: v.engine,
       sha256: result.sha256,
       origin,
-      process: process ?? (pid !== undefined ? readProcessInfo(pid) : undefined),
+      process: process ?? (pid !== undefined ? this.#processInfo(pid) : undefined),
     });
   }
 
