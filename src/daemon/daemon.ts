@@ -63,6 +63,7 @@ import { loadPolicyOrLastGood, samePolicy, saveLastGood } from "./policy_keeper.
 import { RealTimeProtection } from "./realtime.ts";
 import { ScanParamsSchema, ScanService } from "./scan_service.ts";
 import type { StatusReport } from "./status_report.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
 
 /** Options of {@linkcode Daemon}. */
 export interface DaemonOptions {
@@ -809,8 +810,4 @@ export class DaemonStartError extends Error {
 function monitorSettingsChanged(a: Policy, b: Policy): boolean {
   return a.mode.execute !== b.mode.execute ||
     JSON.stringify(a.monitor) !== JSON.stringify(b.monitor);
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -48,6 +48,7 @@ import type { AmpEvent } from "../store/event.ts";
 import { type BytePath, bytePath, escapePath } from "../sys/byte_path.ts";
 import { AT, close, type FileStat, fstat, openat, readlink } from "../sys/libc.ts";
 import { FileQueue } from "./file_queue.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
 
 /** How far before a loss a rescan looks, for clock granularity and events in flight. */
 const RESCAN_SLACK_MS = 2_000;
@@ -533,8 +534,4 @@ function currentPath(fd: number, fallback: BytePath): BytePath {
   } catch {
     return fallback;
   }
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -22,6 +22,7 @@ import { DEFAULT_DB_DIR, ScanContext } from "./scan_context.ts";
 import { type FileScanner, runScan, type RunScanOptions, type ScanReport } from "./scan_run.ts";
 import type { BytePath } from "../sys/byte_path.ts";
 import { customTargets, flashTargets, fullTargets, type ScanTargets } from "./scan_targets.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
 
 export { DEFAULT_DB_DIR };
 
@@ -193,10 +194,6 @@ export function isUnder(path: BytePath, dir: BytePath): boolean {
   if (path.length < dir.length) return false;
   for (let i = 0; i < dir.length; i++) if (path[i] !== dir[i]) return false;
   return path.length === dir.length || path[dir.length] === 0x2f || dir[dir.length - 1] === 0x2f;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 interface State {

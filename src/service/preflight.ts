@@ -9,6 +9,7 @@
  */
 
 import { resolveUnderRoot } from "../policy/load_policy.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
 
 /** A path a command will create or replace. */
 export interface Target {
@@ -86,8 +87,4 @@ export async function findProblems(root: string, targets: readonly Target[]): Pr
     }
   }
   return [...problems];
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

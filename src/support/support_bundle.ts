@@ -23,6 +23,7 @@ import { EventsDb } from "../store/events_db.ts";
 import { readCvdHeader } from "../update/cvd_header.ts";
 import { VERSION } from "../version.ts";
 import { redactConfigText, redactUrl } from "./redact.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
 
 /** Log lines kept from the end of each log file. */
 export const LOG_TAIL_LINES = 1000;
@@ -513,8 +514,4 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     at += c.length;
   }
   return out;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -60,3 +60,17 @@ export class SysError extends Error {
     this.reason = text;
   }
 }
+
+/**
+ * The message of anything thrown: an Error's message, else its text.
+ *
+ * @example
+ * ```ts
+ * import { errorMessage } from "./sys_error.ts";
+ * errorMessage(new Error("disk full")); // "disk full"
+ * errorMessage("plain"); // "plain"
+ * ```
+ */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -34,6 +34,7 @@ import {
   type SignatureFileResult,
 } from "./signature_download.ts";
 import { tryUpdateLock, UPDATE_LOCK_PATH } from "./update_lock.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
 
 /** The updater's log file, relative to `--root`. */
 export const UPDATER_LOG_PATH = "/var/log/amp/ampupdater.log";
@@ -310,8 +311,4 @@ async function reloadDaemon(
   } finally {
     await client.close();
   }
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -32,6 +32,7 @@ import { bytePath } from "../sys/byte_path.ts";
 import { AT, close, fsync, openat } from "../sys/libc.ts";
 import { CVD_HEADER_SIZE, type CvdHeader, parseCvdHeader, readCvdHeader } from "./cvd_header.ts";
 import { redactUrl } from "../support/redact.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
 
 /** The mirror's optional list of files to fetch. */
 export const MIRROR_MANIFEST = "amp-signatures.txt";
@@ -357,8 +358,4 @@ function concat(chunks: Uint8Array[], length: number): Uint8Array {
     at += c.length;
   }
   return out;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
