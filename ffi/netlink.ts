@@ -46,6 +46,10 @@ export const NETLINK_SYMBOLS = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   /** ssize_t write(int fd, const void *buf, size_t count) */
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** int open(const char *pathname, int flags): a network namespace file, for `setns` */
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  /** int setns(int fd, int nstype): moves the calling thread only */
+  setns: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** `AF_NETLINK`, the address family of netlink sockets. */
@@ -196,3 +200,118 @@ export const POLL = { IN: 0x1, ERR: 0x8, HUP: 0x10, NVAL: 0x20 } as const;
 
 /** `eventfd` flags. */
 export const EFD = { NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
+
+/** `SOCK_RAW`, the socket type of `NETLINK_NETFILTER` sockets. */
+export const SOCK_RAW = 3;
+
+/** The netlink protocol of netfilter (conntrack events, nftables). */
+export const NETLINK_NETFILTER = 12;
+
+/** `nlmsghdr.nlmsg_flags` bits. */
+export const NLM_F = { REQUEST: 0x1, MULTI: 0x2, ACK: 0x4, EXCL: 0x200, CREATE: 0x400 } as const;
+
+/** `struct nlattr` (4 bytes): `nla_len` u16 @0, `nla_type` u16 @2; payloads 4-byte aligned. */
+export const NLATTR = { size: 4, nla_len: 0, nla_type: 2 } as const;
+
+/** `nla_type` flag bits, and the mask of the type proper. */
+export const NLA_F = { NESTED: 0x8000, NET_BYTEORDER: 0x4000, TYPE_MASK: 0x3fff } as const;
+
+/**
+ * `struct nfgenmsg` (4 bytes, after `nlmsghdr`): `nfgen_family` u8 @0,
+ * `version` u8 @1, `res_id` be16 @2.
+ */
+export const NFGENMSG = { size: 4, nfgen_family: 0, version: 1, res_id: 2 } as const;
+
+/** `NFNETLINK_V0`, the only `nfgenmsg.version`. */
+export const NFNETLINK_V0 = 0;
+
+/** Netfilter subsystems: the high byte of `nlmsg_type`. */
+export const NFNL_SUBSYS = { CTNETLINK: 1, NFTABLES: 10 } as const;
+
+/** nfnetlink batch delimiters (`nlmsg_type`, `res_id` = the subsystem). */
+export const NFNL_MSG = { BATCH_BEGIN: 0x10, BATCH_END: 0x11 } as const;
+
+/** `enum cntl_msg_types`: the low byte of a ctnetlink `nlmsg_type`. */
+export const IPCTNL_MSG = { CT_NEW: 0, CT_GET: 1, CT_DELETE: 2 } as const;
+
+/** Legacy ctnetlink multicast group bits for `sockaddr_nl.nl_groups`. */
+export const NF_NETLINK_CONNTRACK = { NEW: 0x1, UPDATE: 0x2, DESTROY: 0x4 } as const;
+
+/** `enum ctattr_type`: top-level conntrack attributes. */
+export const CTA = {
+  TUPLE_ORIG: 1,
+  TUPLE_REPLY: 2,
+  STATUS: 3,
+  PROTOINFO: 4,
+  TIMEOUT: 7,
+  MARK: 8,
+  ID: 12,
+  ZONE: 18,
+} as const;
+
+/** `enum ctattr_tuple`: attributes nested in a tuple. */
+export const CTA_TUPLE = { IP: 1, PROTO: 2, ZONE: 3 } as const;
+
+/** `enum ctattr_ip`: addresses nested in `CTA_TUPLE_IP`. */
+export const CTA_IP = { V4_SRC: 1, V4_DST: 2, V6_SRC: 3, V6_DST: 4 } as const;
+
+/** `enum ctattr_l4proto`: attributes nested in `CTA_TUPLE_PROTO`. */
+export const CTA_PROTO = {
+  NUM: 1,
+  SRC_PORT: 2,
+  DST_PORT: 3,
+  ICMP_ID: 4,
+  ICMP_TYPE: 5,
+  ICMP_CODE: 6,
+  ICMPV6_ID: 7,
+  ICMPV6_TYPE: 8,
+  ICMPV6_CODE: 9,
+} as const;
+
+/** Address families of `nfgenmsg.nfgen_family`. */
+export const NFPROTO = { UNSPEC: 0, INET: 1, IPV4: 2, IPV6: 10 } as const;
+
+/** `enum nf_inet_hooks`. */
+export const NF_INET = {
+  PRE_ROUTING: 0,
+  LOCAL_IN: 1,
+  FORWARD: 2,
+  LOCAL_OUT: 3,
+  POST_ROUTING: 4,
+} as const;
+
+/** `enum nf_tables_msg_types`: the low byte of an nftables `nlmsg_type`. */
+export const NFT_MSG = { NEWTABLE: 0, DELTABLE: 2, NEWCHAIN: 3, NEWRULE: 6 } as const;
+
+/** `enum nft_table_attributes`. */
+export const NFTA_TABLE = { NAME: 1 } as const;
+
+/** `enum nft_chain_attributes`. */
+export const NFTA_CHAIN = { TABLE: 1, NAME: 3, HOOK: 4, TYPE: 7 } as const;
+
+/** `enum nft_hook_attributes` (be32 values). */
+export const NFTA_HOOK = { HOOKNUM: 1, PRIORITY: 2 } as const;
+
+/** `enum nft_rule_attributes`. */
+export const NFTA_RULE = { TABLE: 1, CHAIN: 2, EXPRESSIONS: 4 } as const;
+
+/** `NFTA_LIST_ELEM`: one element of a nested list (a rule's expressions). */
+export const NFTA_LIST_ELEM = 1;
+
+/** `enum nft_expr_attributes`. */
+export const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
+
+/** `enum nft_ct_attributes` (be32 values). */
+export const NFTA_CT = { DREG: 1, KEY: 2 } as const;
+
+/** `enum nft_ct_keys`: the key loaded by the `ct` expression. */
+export const NFT_CT_STATE = 0;
+
+/** `enum nft_registers`: the first 16-byte data register. */
+export const NFT_REG_1 = 1;
+
+/** `open` flags. */
+export const O = { RDONLY: 0, CLOEXEC: 0o2000000 } as const;
+
+/** `setns` namespace type of a network namespace. */
+export const CLONE_NEWNET = 0x40000000;

@@ -2,22 +2,50 @@ import assert from "node:assert/strict";
 import {
   ACK_PROC_EVENT,
   AF_NETLINK,
+  CLONE_NEWNET,
   CN_IDX_PROC,
   CN_MSG,
   CN_VAL_PROC,
   COMM_PROC_EVENT,
   COREDUMP_PROC_EVENT,
+  CTA,
+  CTA_IP,
+  CTA_PROTO,
+  CTA_TUPLE,
   EFD,
   EXEC_PROC_EVENT,
   EXIT_PROC_EVENT,
   FORK_PROC_EVENT,
   ID_PROC_EVENT,
+  IPCTNL_MSG,
   MSG_DONTWAIT,
   NETLINK_CONNECTOR,
+  NETLINK_NETFILTER,
+  NF_INET,
+  NF_NETLINK_CONNTRACK,
+  NFGENMSG,
+  NFNETLINK_V0,
+  NFNL_MSG,
+  NFNL_SUBSYS,
+  NFPROTO,
+  NFT_CT_STATE,
+  NFT_MSG,
+  NFT_REG_1,
+  NFTA_CHAIN,
+  NFTA_CT,
+  NFTA_EXPR,
+  NFTA_HOOK,
+  NFTA_LIST_ELEM,
+  NFTA_RULE,
+  NFTA_TABLE,
+  NLA_F,
+  NLATTR,
+  NLM_F,
   NLMSG,
   NLMSG_ALIGNTO,
   NLMSGERR,
   NLMSGHDR,
+  O,
   POLL,
   POLLFD,
   PROC_CN_MCAST,
@@ -27,6 +55,7 @@ import {
   SID_PROC_EVENT,
   SO,
   SOCK,
+  SOCK_RAW,
   SOCKADDR_NL,
   SOL_SOCKET,
 } from "./netlink.ts";
@@ -150,5 +179,88 @@ ${lines.join("\n")}
     // The ack member is an anonymous struct: measured inside struct proc_event.
     assert.equal(c.get("ack.size"), ACK_PROC_EVENT.size);
     assert.equal(c.get("ack.err"), ACK_PROC_EVENT.err);
+  },
+});
+
+/** The netfilter additions, under the names the C headers give them. */
+function expectedNetfilter(): Map<string, number> {
+  const m = new Map<string, number>();
+  const groups: [string, Record<string, number>][] = [
+    ["NLM_F_", NLM_F],
+    ["NLA_F_", { NESTED: NLA_F.NESTED, NET_BYTEORDER: NLA_F.NET_BYTEORDER }],
+    ["NFNL_SUBSYS_", NFNL_SUBSYS],
+    ["NFNL_MSG_", NFNL_MSG],
+    ["IPCTNL_MSG_", IPCTNL_MSG],
+    ["NF_NETLINK_CONNTRACK_", NF_NETLINK_CONNTRACK],
+    ["CTA_", CTA],
+    ["CTA_TUPLE_", CTA_TUPLE],
+    ["CTA_IP_", CTA_IP],
+    ["CTA_PROTO_", CTA_PROTO],
+    ["NFPROTO_", NFPROTO],
+    ["NF_INET_", NF_INET],
+    ["NFT_MSG_", NFT_MSG],
+    ["NFTA_TABLE_", NFTA_TABLE],
+    ["NFTA_CHAIN_", NFTA_CHAIN],
+    ["NFTA_HOOK_", NFTA_HOOK],
+    ["NFTA_RULE_", NFTA_RULE],
+    ["NFTA_EXPR_", NFTA_EXPR],
+    ["NFTA_CT_", NFTA_CT],
+    ["O_", O],
+  ];
+  for (const [prefix, values] of groups) {
+    for (const [k, v] of Object.entries(values)) m.set(`${prefix}${k}`, v);
+  }
+  m.set("SOCK_RAW", SOCK_RAW);
+  m.set("NETLINK_NETFILTER", NETLINK_NETFILTER);
+  m.set("NFNETLINK_V0", NFNETLINK_V0);
+  m.set("NFTA_LIST_ELEM", NFTA_LIST_ELEM);
+  m.set("NFT_CT_STATE", NFT_CT_STATE);
+  m.set("NFT_REG_1", NFT_REG_1);
+  m.set("CLONE_NEWNET", CLONE_NEWNET);
+  return m;
+}
+
+Deno.test({
+  name:
+    "ffi/netlink.ts netfilter constants and layouts match <linux/netfilter/nfnetlink*.h>, <linux/netfilter/nf_tables.h>",
+  ignore: noCompiler,
+  async fn() {
+    const names = [...expectedNetfilter().keys()];
+    const c = await runC(`
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_compat.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nf_tables.h>
+#define V(n) printf("%s %lu\\n", #n, (unsigned long)(n))
+int main(void) {
+${names.map((n) => `  V(${n});`).join("\n")}
+  /* NLA_TYPE_MASK is ~(flags) in an int: its low 16 bits are the mask of nla_type. */
+  printf("NLA_TYPE_MASK %lu\\n", (unsigned long)(NLA_TYPE_MASK & 0xffff));
+  printf("nlattr.size %lu\\n", (unsigned long)sizeof(struct nlattr));
+  printf("nlattr.nla_len %lu\\n", (unsigned long)offsetof(struct nlattr, nla_len));
+  printf("nlattr.nla_type %lu\\n", (unsigned long)offsetof(struct nlattr, nla_type));
+  printf("nfgenmsg.size %lu\\n", (unsigned long)sizeof(struct nfgenmsg));
+  printf("nfgenmsg.nfgen_family %lu\\n", (unsigned long)offsetof(struct nfgenmsg, nfgen_family));
+  printf("nfgenmsg.version %lu\\n", (unsigned long)offsetof(struct nfgenmsg, version));
+  printf("nfgenmsg.res_id %lu\\n", (unsigned long)offsetof(struct nfgenmsg, res_id));
+  return 0;
+}
+`);
+    for (const [name, value] of expectedNetfilter()) assert.equal(c.get(name), value, name);
+    assert.equal(c.get("NLA_TYPE_MASK"), NLA_F.TYPE_MASK);
+    for (const [field, value] of Object.entries(NLATTR)) {
+      assert.equal(c.get(`nlattr.${field}`), value, `nlattr.${field}`);
+    }
+    for (const [field, value] of Object.entries(NFGENMSG)) {
+      assert.equal(c.get(`nfgenmsg.${field}`), value, `nfgenmsg.${field}`);
+    }
   },
 });

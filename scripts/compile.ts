@@ -38,6 +38,8 @@ const result = await new Deno.Command(Deno.execPath(), {
     // Worker modules are not found by following imports: name them.
     "--include",
     "src/monitor/proc_connector/_proc_reader.ts",
+    "--include",
+    "src/dfc/flow/_flow_reader.ts",
     "--output",
     output,
     "main.ts",

@@ -1,0 +1,392 @@
+/**
+ * The only code that calls netfilter netlink sockets through FFI, for the
+ * conntrack new-flow source.
+ *
+ * Why conntrack: a NEW event is sent when the kernel confirms a flow's first
+ * packet, so a connection that opens and closes within a millisecond is
+ * still seen, once, with its original tuple; sock_diag polling would miss
+ * it. Conntrack only tracks flows in a network namespace once something
+ * there uses it (an nftables `ct` expression, iptables `-m conntrack`, NAT):
+ * with `trackFlows` the source installs a one-rule nftables table of its own
+ * (`amp_flow`, a `ct state` load in an output hook, no verdict) and deletes
+ * it at close.
+ *
+ * Everything runs in a dedicated worker (`_flow_reader.ts`): `setns` moves
+ * only the calling thread, so the worker enters the namespace, then opens
+ * the socket there (a socket stays in the namespace it was made in). It
+ * blocks in an ordinary `poll` on [socket, wake eventfd], `recv`s (errno read
+ * at once: same thread), parses and posts the records.
+ *
+ * Descriptor ownership: the worker owns the socket; the wake eventfd is made
+ * on the JS thread and handed to the worker, which closes it when it ends.
+ * Should the worker die first, the main side closes it.
+ *
+ * @module
+ */
+
+import {
+  AF_NETLINK,
+  CLONE_NEWNET,
+  EFD,
+  MSG_DONTWAIT,
+  NETLINK_LIBRARY,
+  NETLINK_NETFILTER,
+  NETLINK_SYMBOLS,
+  NF_INET,
+  NF_NETLINK_CONNTRACK,
+  NFGENMSG,
+  NFNETLINK_V0,
+  NFNL_MSG,
+  NFNL_SUBSYS,
+  NFPROTO,
+  NFT_CT_STATE,
+  NFT_MSG,
+  NFT_REG_1,
+  NFTA_CHAIN,
+  NFTA_CT,
+  NFTA_EXPR,
+  NFTA_HOOK,
+  NFTA_LIST_ELEM,
+  NFTA_RULE,
+  NFTA_TABLE,
+  NLA_F,
+  NLATTR,
+  NLM_F,
+  NLMSG,
+  NLMSGERR,
+  NLMSGHDR,
+  O,
+  POLL,
+  POLLFD,
+  SO,
+  SOCK,
+  SOCK_RAW,
+  SOCKADDR_NL,
+  SOL_SOCKET,
+} from "../../../ffi/netlink.ts";
+import { errno, strerror } from "../../sys/libc.ts";
+import { SysError } from "../../sys/sys_error.ts";
+import { type FlowRecord, parseConntrackEvents } from "./conntrack_events.ts";
+
+type Symbols = Deno.DynamicLibrary<typeof NETLINK_SYMBOLS>["symbols"];
+
+const EINTR = 4;
+const EAGAIN = 11;
+const ENOBUFS = 105;
+
+/** The nftables table `trackFlows` installs. */
+export const TRACK_TABLE = "amp_flow";
+
+let symbols: Symbols | undefined;
+
+/** The netlink symbols, opened on first use. */
+export function lib(): Symbols {
+  if (!symbols) symbols = Deno.dlopen(NETLINK_LIBRARY, NETLINK_SYMBOLS).symbols;
+  return symbols;
+}
+
+function fail(syscall: string, detail?: string): never {
+  const e = errno();
+  throw new SysError(syscall, e, detail, strerror(e));
+}
+
+/** What the reader worker posts. */
+export type ReaderMessage =
+  | { type: "ready" }
+  | { type: "records"; records: FlowRecord[]; events: number; lost: number; unknown: number }
+  | { type: "error"; message: string }
+  | { type: "done" };
+
+/** What the reader worker is started with. */
+export interface ReaderStart {
+  wake: number;
+  netns?: string;
+  receiveBufferBytes: number;
+  trackFlows: boolean;
+}
+
+/** Makes the wake eventfd on the JS thread (its errors throw at once). */
+export function makeWake(): number {
+  const fd = lib().eventfd(0, EFD.CLOEXEC | EFD.NONBLOCK);
+  if (fd < 0) fail("eventfd");
+  return fd;
+}
+
+/** Wakes the reader so that it ends. */
+export function wakeReader(wake: number): void {
+  lib().write(wake, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]), 8n);
+}
+
+function sockaddr(groups: number): Uint8Array<ArrayBuffer> {
+  const buf = new Uint8Array(SOCKADDR_NL.size);
+  const v = new DataView(buf.buffer);
+  v.setUint16(SOCKADDR_NL.nl_family, AF_NETLINK, true);
+  v.setUint32(SOCKADDR_NL.nl_groups, groups, true);
+  return buf;
+}
+
+/** Moves the calling thread into the named network namespace (`ip netns` name or a path). */
+function enterNetns(netns: string): void {
+  const path = netns.includes("/") ? netns : `/var/run/netns/${netns}`;
+  const fd = lib().open(new TextEncoder().encode(`${path}\0`), O.RDONLY | O.CLOEXEC);
+  if (fd < 0) fail("open", path);
+  try {
+    if (lib().setns(fd, CLONE_NEWNET) !== 0) fail("setns", path);
+  } finally {
+    lib().close(fd);
+  }
+}
+
+function openEventSocket(receiveBufferBytes: number): number {
+  const c = lib();
+  const sock = c.socket(AF_NETLINK, SOCK_RAW | SOCK.NONBLOCK | SOCK.CLOEXEC, NETLINK_NETFILTER);
+  if (sock < 0) fail("socket", "AF_NETLINK/NETLINK_NETFILTER");
+  try {
+    const v = new Uint8Array(4);
+    new DataView(v.buffer).setInt32(0, receiveBufferBytes, true);
+    if (c.setsockopt(sock, SOL_SOCKET, SO.RCVBUFFORCE, v, 4) !== 0) {
+      c.setsockopt(sock, SOL_SOCKET, SO.RCVBUF, v, 4);
+    }
+    const addr = sockaddr(NF_NETLINK_CONNTRACK.NEW);
+    if (c.bind(sock, addr, addr.length) !== 0) fail("bind", "netlink NF_NETLINK_CONNTRACK_NEW");
+    return sock;
+  } catch (error) {
+    c.close(sock);
+    throw error;
+  }
+}
+
+/** Builds netlink messages and attributes (host byte order headers, as the kernel wants). */
+class MessageBuilder {
+  #parts: number[] = [];
+
+  #u16(at: number, x: number): void {
+    this.#parts[at] = x & 0xff;
+    this.#parts[at + 1] = (x >> 8) & 0xff;
+  }
+
+  #pad(): void {
+    while (this.#parts.length % 4 !== 0) this.#parts.push(0);
+  }
+
+  /** Starts a message; returns where it starts, for `end`. */
+  begin(type: number, flags: number, seq: number, family: number, resId = 0): number {
+    const start = this.#parts.length;
+    const h = new Uint8Array(NLMSGHDR.size + NFGENMSG.size);
+    const v = new DataView(h.buffer);
+    v.setUint16(NLMSGHDR.nlmsg_type, type, true);
+    v.setUint16(NLMSGHDR.nlmsg_flags, flags, true);
+    v.setUint32(NLMSGHDR.nlmsg_seq, seq, true);
+    v.setUint8(NLMSGHDR.size + NFGENMSG.nfgen_family, family);
+    v.setUint8(NLMSGHDR.size + NFGENMSG.version, NFNETLINK_V0);
+    v.setUint16(NLMSGHDR.size + NFGENMSG.res_id, resId, false);
+    this.#parts.push(...h);
+    return start;
+  }
+
+  end(start: number): void {
+    const len = this.#parts.length - start;
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, len, true);
+    for (let i = 0; i < 4; i++) this.#parts[start + i] = b[i];
+    this.#pad();
+  }
+
+  attr(type: number, value: Uint8Array): void {
+    const start = this.#parts.length;
+    this.#parts.push(0, 0, 0, 0, ...value);
+    this.#u16(start + NLATTR.nla_len, NLATTR.size + value.length);
+    this.#u16(start + NLATTR.nla_type, type);
+    this.#pad();
+  }
+
+  str(type: number, s: string): void {
+    this.attr(type, new TextEncoder().encode(`${s}\0`));
+  }
+
+  be32(type: number, x: number): void {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, x, false);
+    this.attr(type, b);
+  }
+
+  nest(type: number, body: () => void): void {
+    const start = this.#parts.length;
+    this.#parts.push(0, 0, 0, 0);
+    body();
+    this.#u16(start + NLATTR.nla_len, this.#parts.length - start);
+    this.#u16(start + NLATTR.nla_type, type | NLA_F.NESTED);
+  }
+
+  bytes(): Uint8Array<ArrayBuffer> {
+    return new Uint8Array(this.#parts);
+  }
+}
+
+const nft = (msg: number) => (NFNL_SUBSYS.NFTABLES << 8) | msg;
+
+/**
+ * One nftables transaction (`table inet amp_flow { chain out { type filter
+ * hook output priority 0; ct state } }`, or its deletion); returns the
+ * message and how many acks to expect.
+ */
+export function nftablesBatch(add: boolean): { message: Uint8Array<ArrayBuffer>; acks: number } {
+  const b = new MessageBuilder();
+  const req = NLM_F.REQUEST | NLM_F.ACK;
+  let seq = 1;
+  let s = b.begin(NFNL_MSG.BATCH_BEGIN, NLM_F.REQUEST, seq++, NFPROTO.UNSPEC, NFNL_SUBSYS.NFTABLES);
+  b.end(s);
+  if (add) {
+    s = b.begin(nft(NFT_MSG.NEWTABLE), req | NLM_F.CREATE, seq++, NFPROTO.INET);
+    b.str(NFTA_TABLE.NAME, TRACK_TABLE);
+    b.end(s);
+    s = b.begin(nft(NFT_MSG.NEWCHAIN), req | NLM_F.CREATE, seq++, NFPROTO.INET);
+    b.str(NFTA_CHAIN.TABLE, TRACK_TABLE);
+    b.str(NFTA_CHAIN.NAME, "out");
+    b.nest(NFTA_CHAIN.HOOK, () => {
+      b.be32(NFTA_HOOK.HOOKNUM, NF_INET.LOCAL_OUT);
+      b.be32(NFTA_HOOK.PRIORITY, 0);
+    });
+    b.str(NFTA_CHAIN.TYPE, "filter");
+    b.end(s);
+    s = b.begin(nft(NFT_MSG.NEWRULE), req | NLM_F.CREATE, seq++, NFPROTO.INET);
+    b.str(NFTA_RULE.TABLE, TRACK_TABLE);
+    b.str(NFTA_RULE.CHAIN, "out");
+    b.nest(NFTA_RULE.EXPRESSIONS, () => {
+      b.nest(NFTA_LIST_ELEM, () => {
+        b.str(NFTA_EXPR.NAME, "ct");
+        b.nest(NFTA_EXPR.DATA, () => {
+          b.be32(NFTA_CT.DREG, NFT_REG_1);
+          b.be32(NFTA_CT.KEY, NFT_CT_STATE);
+        });
+      });
+    });
+    b.end(s);
+  } else {
+    s = b.begin(nft(NFT_MSG.DELTABLE), req, seq++, NFPROTO.INET);
+    b.str(NFTA_TABLE.NAME, TRACK_TABLE);
+    b.end(s);
+  }
+  s = b.begin(NFNL_MSG.BATCH_END, NLM_F.REQUEST, seq++, NFPROTO.UNSPEC, NFNL_SUBSYS.NFTABLES);
+  b.end(s);
+  return { message: b.bytes(), acks: add ? 3 : 1 };
+}
+
+/** Sends one nftables transaction on a fresh socket of the calling thread's namespace and waits for its acks. */
+function runNftables(add: boolean): void {
+  const c = lib();
+  const sock = c.socket(AF_NETLINK, SOCK_RAW | SOCK.CLOEXEC, NETLINK_NETFILTER);
+  if (sock < 0) fail("socket", "AF_NETLINK/NETLINK_NETFILTER (nftables)");
+  try {
+    const { message, acks } = nftablesBatch(add);
+    const to = sockaddr(0);
+    const n = Number(c.sendto(sock, message, BigInt(message.length), 0, to, to.length));
+    if (n !== message.length) fail("sendto", "nftables batch");
+    const buf = new Uint8Array(16 * 1024);
+    const v = new DataView(buf.buffer);
+    let acked = 0;
+    while (acked < acks) {
+      const r = Number(c.recv(sock, buf, BigInt(buf.length), 0));
+      if (r < 0) {
+        if (errno() === EINTR) continue;
+        fail("recv", "nftables batch");
+      }
+      for (let off = 0; off + NLMSGHDR.size <= r;) {
+        const len = v.getUint32(off + NLMSGHDR.nlmsg_len, true);
+        if (len < NLMSGHDR.size) break;
+        if (v.getUint16(off + NLMSGHDR.nlmsg_type, true) === NLMSG.ERROR) {
+          const code = -v.getInt32(off + NLMSGHDR.size + NLMSGERR.error, true);
+          if (code !== 0) {
+            throw new SysError(
+              "nftables",
+              code,
+              `${add ? "add" : "delete"} table inet ${TRACK_TABLE}`,
+              strerror(code),
+            );
+          }
+          acked++;
+        }
+        off += (len + 3) & ~3;
+      }
+    }
+  } finally {
+    c.close(sock);
+  }
+}
+
+/**
+ * The reader worker's whole life (blocks its thread): enters the namespace,
+ * installs the tracking table if asked, opens the socket, says "ready", then
+ * reads until `wake` is readable; undoes all of it and says "done".
+ */
+export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => void): void {
+  const c = lib();
+  let sock = -1;
+  let tracking = false;
+  try {
+    if (start.netns !== undefined) enterNetns(start.netns);
+    if (start.trackFlows) {
+      runNftables(true);
+      tracking = true;
+    }
+    sock = openEventSocket(start.receiveBufferBytes);
+    const pollfds = new Uint8Array(POLLFD.size * 2);
+    const pv = new DataView(pollfds.buffer);
+    [sock, start.wake].forEach((fd, i) => {
+      pv.setInt32(i * POLLFD.size + POLLFD.fd, fd, true);
+      pv.setInt16(i * POLLFD.size + POLLFD.events, POLL.IN, true);
+    });
+    const buf = new Uint8Array(256 * 1024);
+    post({ type: "ready" });
+    for (;;) {
+      pv.setInt16(POLLFD.revents, 0, true);
+      pv.setInt16(POLLFD.size + POLLFD.revents, 0, true);
+      if (c.poll_blocking(pollfds, 2n, -1) < 0) {
+        const e = errno();
+        if (e === EINTR) continue;
+        throw new SysError("poll", e, "netlink conntrack", strerror(e));
+      }
+      if (pv.getInt16(POLLFD.size + POLLFD.revents, true) !== 0) return;
+      const records: FlowRecord[] = [];
+      let events = 0;
+      let lost = 0;
+      let unknown = 0;
+      for (;;) {
+        const n = Number(c.recv(sock, buf, BigInt(buf.length), MSG_DONTWAIT));
+        if (n > 0) {
+          const parsed = parseConntrackEvents(buf.subarray(0, n));
+          events += parsed.records.length;
+          unknown += parsed.unknown;
+          records.push(...parsed.records);
+          continue;
+        }
+        if (n === 0) break;
+        const e = errno();
+        if (e === EINTR) continue;
+        if (e === EAGAIN) break;
+        if (e === ENOBUFS) {
+          lost++;
+          records.push({ kind: "overflow" });
+          continue;
+        }
+        throw new SysError("recv", e, "netlink conntrack", strerror(e));
+      }
+      if (records.length > 0 || unknown > 0) {
+        post({ type: "records", records, events, lost, unknown });
+      }
+    }
+  } catch (error) {
+    post({ type: "error", message: error instanceof Error ? error.message : String(error) });
+  } finally {
+    if (sock >= 0) c.close(sock);
+    if (tracking) {
+      try {
+        runNftables(false);
+      } catch {
+        // the namespace may be going away; nothing else to do
+      }
+    }
+    c.close(start.wake);
+    post({ type: "done" });
+  }
+}

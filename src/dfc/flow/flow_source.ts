@@ -1,0 +1,184 @@
+/**
+ * New flows from conntrack (`NETLINK_NETFILTER`, group
+ * `NF_NETLINK_CONNTRACK_NEW`), read by a worker thread (see `_native.ts`
+ * for why conntrack, and for descriptor ownership). Batches wait in a
+ * bounded queue for `next()`; when it is full, or the kernel's socket buffer
+ * overflowed (ENOBUFS), an "overflow" record says flows were lost.
+ *
+ * @module
+ */
+
+import { lib, makeWake, type ReaderMessage, type ReaderStart, wakeReader } from "./_native.ts";
+import type { FlowRecord } from "./conntrack_events.ts";
+
+export type { FlowEvent, FlowOverflow, FlowProtocol, FlowRecord } from "./conntrack_events.ts";
+
+/** Options of {@linkcode ConntrackFlowSource.open}. */
+export interface ConntrackFlowSourceOptions {
+  /** Network namespace to watch: an `ip netns` name or a path such as /proc/PID/ns/net. Default: ours. */
+  netns?: string;
+  /**
+   * Install an nftables table (`inet amp_flow`, one `ct state` rule) so that
+   * the kernel tracks flows in the namespace, and delete it at close.
+   * Needed where nothing else uses conntrack. Default false.
+   */
+  trackFlows?: boolean;
+  /** Receive buffer to ask for, in bytes (`SO_RCVBUFFORCE`, else `SO_RCVBUF`). Default 8 MiB. */
+  receiveBufferBytes?: number;
+  /** Batches kept for `next()` before they are dropped for an overflow record. Default 4096. */
+  maxQueue?: number;
+}
+
+/** Counters of a {@linkcode ConntrackFlowSource}. */
+export interface FlowSourceStats {
+  /** New-flow events parsed. */
+  events: number;
+  /** Times the kernel reported lost events (ENOBUFS) or the queue was dropped. */
+  lost: number;
+  /** Messages or attributes skipped as short, malformed or unknown. */
+  unknown: number;
+}
+
+/**
+ * New flows seen by conntrack in one network namespace (root: needs
+ * `CAP_NET_ADMIN`; `CAP_SYS_ADMIN` for `netns`).
+ *
+ * @example
+ * ```ts ignore
+ * import { ConntrackFlowSource } from "./flow_source.ts";
+ * const source = await ConntrackFlowSource.open({ trackFlows: true });
+ * try {
+ *   for (const r of await source.next()) console.log(r);
+ * } finally {
+ *   await source.close();
+ * }
+ * ```
+ */
+export class ConntrackFlowSource {
+  readonly #worker: Worker;
+  readonly #wake: number;
+  readonly #queue: FlowRecord[][] = [];
+  readonly #maxQueue: number;
+  readonly #stats: FlowSourceStats = { events: 0, lost: 0, unknown: 0 };
+  #waiter: (() => void) | undefined;
+  #error: Error | undefined;
+  #done = false;
+  #closed = false;
+  readonly #finished: Promise<void>;
+  readonly #ready: Promise<void>;
+
+  private constructor(start: ReaderStart, maxQueue: number) {
+    this.#wake = start.wake;
+    this.#maxQueue = maxQueue;
+    this.#worker = new Worker(new URL("./_flow_reader.ts", import.meta.url), { type: "module" });
+    let finish = () => {};
+    this.#finished = new Promise<void>((resolve) => (finish = resolve));
+    let ready = () => {};
+    let failed = (_: Error) => {};
+    this.#ready = new Promise<void>((resolve, reject) => {
+      ready = resolve;
+      failed = reject;
+    });
+    this.#worker.onmessage = (e: MessageEvent<ReaderMessage>) => {
+      const m = e.data;
+      if (m.type === "ready") ready();
+      else if (m.type === "records") {
+        this.#stats.events += m.events;
+        this.#stats.lost += m.lost;
+        this.#stats.unknown += m.unknown;
+        if (m.records.length > 0) this.#push(m.records);
+      } else if (m.type === "error") {
+        this.#error = new Error(`Conntrack flow reader failed: ${m.message}`);
+        failed(this.#error);
+      } else {
+        this.#done = true;
+        failed(new Error("Conntrack flow reader ended before it was ready"));
+        finish();
+      }
+      this.#wakeWaiter();
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#error = new Error(`Conntrack flow reader died: ${e.message}`);
+      failed(this.#error);
+      if (!this.#done) {
+        this.#done = true;
+        lib().close(this.#wake);
+      }
+      finish();
+      this.#wakeWaiter();
+    };
+    this.#worker.postMessage(start);
+  }
+
+  /**
+   * Starts the reader and waits until its socket is subscribed; rejects
+   * (for example "setns … EPERM", "bind … EPERM") if it could not be.
+   *
+   * @param options namespace, flow tracking, buffer sizes
+   */
+  static async open(options: ConntrackFlowSourceOptions = {}): Promise<ConntrackFlowSource> {
+    const start: ReaderStart = {
+      wake: makeWake(),
+      receiveBufferBytes: options.receiveBufferBytes ?? 8 * 1024 * 1024,
+      trackFlows: options.trackFlows ?? false,
+    };
+    if (options.netns !== undefined) start.netns = options.netns;
+    const source = new ConntrackFlowSource(start, options.maxQueue ?? 4096);
+    try {
+      await source.#ready;
+    } catch (error) {
+      await source.close();
+      throw error;
+    }
+    source.#error = undefined;
+    return source;
+  }
+
+  /** Counters since open. */
+  get stats(): Readonly<FlowSourceStats> {
+    return { ...this.#stats };
+  }
+
+  #push(records: FlowRecord[]): void {
+    if (this.#queue.length >= this.#maxQueue) {
+      this.#queue.length = 0;
+      this.#queue.push([{ kind: "overflow" }]);
+      this.#stats.lost++;
+    }
+    this.#queue.push(records);
+  }
+
+  #wakeWaiter(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.();
+  }
+
+  /** The next batch of records; [] once closed or the reader ended; throws once if it failed. */
+  async next(): Promise<FlowRecord[]> {
+    for (;;) {
+      if (this.#closed) return [];
+      const batch = this.#queue.shift();
+      if (batch) return batch;
+      if (this.#error) {
+        const error = this.#error;
+        this.#error = undefined;
+        throw error;
+      }
+      if (this.#done) return [];
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+    }
+  }
+
+  /** Stops the reader (it closes the socket and removes its table) and waits for it; safe to call twice. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      if (!this.#done) wakeReader(this.#wake);
+      this.#wakeWaiter();
+    }
+    await this.#finished;
+    this.#worker.terminate();
+  }
+}
