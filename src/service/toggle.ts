@@ -19,10 +19,12 @@
 import type { Change, ServiceReport } from "./change.ts";
 import { changedAnything, ServiceFailedError, ServiceInputError } from "./change.ts";
 import { startCommands, stopCommands } from "./host_commands.ts";
+import { processesRunning } from "./running.ts";
 import { HostTree } from "./host_tree.ts";
 import { initIntegration } from "./init_files.ts";
 import { InstallerLog } from "./installer_log.ts";
 import {
+  BIN_PATH,
   CRON_UPDATER,
   DISABLED_SUFFIX,
   type InitSystem,
@@ -169,6 +171,18 @@ async function toggle(
     }
     if (init === "systemd") await stop();
     for (const change of tree.changes) log.info(describe(change));
+    if (action === "disable" && ctx.onHost && !ctx.dryRun) {
+      // Disabled but still running is not what an administrator asked for.
+      const running = processesRunning(tree.real(BIN_PATH));
+      if (running.length > 0) {
+        log.error(`connector still running (pid ${running.join(", ")}) after the stop commands`);
+        throw new ServiceFailedError(
+          `Disabled at boot, but the amp daemon still runs (pid ${running.join(", ")}): ` +
+            "stop it with kill -TERM",
+          report,
+        );
+      }
+    }
     if (action === "enable" && ctx.onHost) {
       log.notice("starting connector");
       const failed = await runAll(ctx, startCommands(init, { restart: false }), report, log);
