@@ -315,3 +315,71 @@ export const O = { RDONLY: 0, CLOEXEC: 0o2000000 } as const;
 
 /** `setns` namespace type of a network namespace. */
 export const CLONE_NEWNET = 0x40000000;
+
+/** The netlink protocol of socket diagnostics (`NETLINK_SOCK_DIAG`, alias `NETLINK_INET_DIAG`). */
+export const NETLINK_SOCK_DIAG = 4;
+
+/** `sock_diag` request types (`nlmsg_type`): a lookup or dump, and a forced close. */
+export const SOCK_DIAG = { BY_FAMILY: 20, DESTROY: 21 } as const;
+
+/** Address families of `inet_diag_req_v2.sdiag_family`. */
+export const AF = { INET: 2, INET6: 10 } as const;
+
+/** IP protocols of `inet_diag_req_v2.sdiag_protocol`. */
+export const IPPROTO = { TCP: 6, UDP: 17 } as const;
+
+/** `INET_DIAG_NOCOOKIE`: both words of `idiag_cookie` when the caller has no cookie. */
+export const INET_DIAG_NOCOOKIE = 0xffffffff;
+
+/**
+ * `struct inet_diag_sockid` (48 bytes): `idiag_sport` be16 @0, `idiag_dport`
+ * be16 @2, `idiag_src` be32[4] @4, `idiag_dst` be32[4] @20, `idiag_if` u32
+ * @36, `idiag_cookie` u32[2] @40. IPv4 addresses fill the first word.
+ */
+export const INET_DIAG_SOCKID = {
+  size: 48,
+  idiag_sport: 0,
+  idiag_dport: 2,
+  idiag_src: 4,
+  idiag_dst: 20,
+  idiag_if: 36,
+  idiag_cookie: 40,
+} as const;
+
+/**
+ * `struct inet_diag_req_v2` (56 bytes): `sdiag_family` u8 @0,
+ * `sdiag_protocol` u8 @1, `idiag_ext` u8 @2, `pad` u8 @3, `idiag_states`
+ * u32 @4, `id` (`inet_diag_sockid`) @8.
+ */
+export const INET_DIAG_REQ_V2 = {
+  size: 56,
+  sdiag_family: 0,
+  sdiag_protocol: 1,
+  idiag_ext: 2,
+  pad: 3,
+  idiag_states: 4,
+  id: 8,
+} as const;
+
+/**
+ * `struct inet_diag_msg` (72 bytes): `idiag_family` u8 @0, `idiag_state` u8
+ * @1, `idiag_timer` u8 @2, `idiag_retrans` u8 @3, `id` @4, `idiag_expires`
+ * u32 @52, `idiag_rqueue` u32 @56, `idiag_wqueue` u32 @60, `idiag_uid` u32
+ * @64, `idiag_inode` u32 @68.
+ */
+export const INET_DIAG_MSG = {
+  size: 72,
+  idiag_family: 0,
+  idiag_state: 1,
+  idiag_timer: 2,
+  idiag_retrans: 3,
+  id: 4,
+  idiag_expires: 52,
+  idiag_rqueue: 56,
+  idiag_wqueue: 60,
+  idiag_uid: 64,
+  idiag_inode: 68,
+} as const;
+
+/** `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`): a dump request. */
+export const NLM_F_DUMP = 0x300;

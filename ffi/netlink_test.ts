@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   ACK_PROC_EVENT,
+  AF,
   AF_NETLINK,
   CLONE_NEWNET,
   CN_IDX_PROC,
@@ -17,10 +18,16 @@ import {
   EXIT_PROC_EVENT,
   FORK_PROC_EVENT,
   ID_PROC_EVENT,
+  INET_DIAG_MSG,
+  INET_DIAG_NOCOOKIE,
+  INET_DIAG_REQ_V2,
+  INET_DIAG_SOCKID,
   IPCTNL_MSG,
+  IPPROTO,
   MSG_DONTWAIT,
   NETLINK_CONNECTOR,
   NETLINK_NETFILTER,
+  NETLINK_SOCK_DIAG,
   NF_INET,
   NF_NETLINK_CONNTRACK,
   NFGENMSG,
@@ -41,6 +48,7 @@ import {
   NLA_F,
   NLATTR,
   NLM_F,
+  NLM_F_DUMP,
   NLMSG,
   NLMSG_ALIGNTO,
   NLMSGERR,
@@ -55,6 +63,7 @@ import {
   SID_PROC_EVENT,
   SO,
   SOCK,
+  SOCK_DIAG,
   SOCK_RAW,
   SOCKADDR_NL,
   SOL_SOCKET,
@@ -261,6 +270,56 @@ ${names.map((n) => `  V(${n});`).join("\n")}
     }
     for (const [field, value] of Object.entries(NFGENMSG)) {
       assert.equal(c.get(`nfgenmsg.${field}`), value, `nfgenmsg.${field}`);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "ffi/netlink.ts sock_diag constants and layouts match <linux/inet_diag.h>, <linux/sock_diag.h>",
+  ignore: noCompiler,
+  async fn() {
+    const structs: [string, string, Record<string, number>][] = [
+      ["inet_diag_sockid", "struct inet_diag_sockid", INET_DIAG_SOCKID],
+      ["inet_diag_req_v2", "struct inet_diag_req_v2", INET_DIAG_REQ_V2],
+      ["inet_diag_msg", "struct inet_diag_msg", INET_DIAG_MSG],
+    ];
+    const lines: string[] = [];
+    for (const [name, type, layout] of structs) {
+      for (const field of Object.keys(layout)) {
+        const expr = field === "size" ? `sizeof(${type})` : `offsetof(${type}, ${field})`;
+        lines.push(`  printf("%s %lu\\n", "${name}.${field}", (unsigned long)(${expr}));`);
+      }
+    }
+    const c = await runC(`
+#include <stdio.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/inet_diag.h>
+#define V(n) printf("%s %lu\\n", #n, (unsigned long)(n))
+int main(void) {
+  V(NETLINK_SOCK_DIAG); V(SOCK_DIAG_BY_FAMILY); V(SOCK_DESTROY); V(AF_INET); V(AF_INET6);
+  V(IPPROTO_TCP); V(IPPROTO_UDP); V(INET_DIAG_NOCOOKIE); V(NLM_F_DUMP);
+${lines.join("\n")}
+  return 0;
+}
+`);
+    assert.equal(c.get("NETLINK_SOCK_DIAG"), NETLINK_SOCK_DIAG);
+    assert.equal(c.get("SOCK_DIAG_BY_FAMILY"), SOCK_DIAG.BY_FAMILY);
+    assert.equal(c.get("SOCK_DESTROY"), SOCK_DIAG.DESTROY);
+    assert.equal(c.get("AF_INET"), AF.INET);
+    assert.equal(c.get("AF_INET6"), AF.INET6);
+    assert.equal(c.get("IPPROTO_TCP"), IPPROTO.TCP);
+    assert.equal(c.get("IPPROTO_UDP"), IPPROTO.UDP);
+    assert.equal(c.get("INET_DIAG_NOCOOKIE"), INET_DIAG_NOCOOKIE);
+    assert.equal(c.get("NLM_F_DUMP"), NLM_F_DUMP);
+    for (const [name, , layout] of structs) {
+      for (const [field, value] of Object.entries(layout)) {
+        assert.equal(c.get(`${name}.${field}`), value, `${name}.${field}`);
+      }
     }
   },
 });

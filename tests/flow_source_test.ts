@@ -8,7 +8,11 @@
  */
 
 import assert from "node:assert/strict";
-import { ConntrackFlowSource, type FlowRecord } from "../src/dfc/flow/flow_source.ts";
+import {
+  ConntrackFlowSource,
+  type FlowEvent,
+  type FlowRecord,
+} from "../src/dfc/flow/flow_source.ts";
 import { IN_CI } from "./fixtures/native.ts";
 
 function skipReason(): string | undefined {
@@ -34,6 +38,8 @@ const V6_A = "2001:db8:100::1";
 const V6_B = "2001:db8:100::2";
 const TCP_PORT = 18080;
 const UDP_PORT = 18053;
+/** A TCP port in B whose connections are held open (for destroySocket). */
+const HOLD_PORT = 18081;
 
 async function run(...args: string[]): Promise<string> {
   const out = await new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
@@ -88,6 +94,9 @@ const tcp = [${JSON.stringify(V4_B)}, ${JSON.stringify(V6_B)}].map((hostname) =>
 const udp = Deno.listenDatagram({ hostname: ${
   JSON.stringify(V4_B)
 }, port: ${UDP_PORT}, transport: "udp" });
+const hold = Deno.listen({ hostname: ${JSON.stringify(V4_B)}, port: ${HOLD_PORT} });
+const held = [];
+(async () => { for await (const c of hold) held.push(c); })();
 console.log("ready");
 for (const l of tcp) (async () => { for await (const c of l) c.close(); })();
 (async () => { for (;;) await udp.receive(); })();
@@ -170,6 +179,11 @@ Deno.test({
         if (r.kind === "flow") {
           assert.equal(typeof r.id, "number");
           delete r.id;
+          // Attribution is proven with bash below; here it only has to be there.
+          assert.ok(["socket", "no-socket", "no-process"].includes(r.attribution!));
+          delete r.attribution;
+          delete r.socket;
+          delete r.process;
         }
       }
       assert.deepEqual(records, [
@@ -237,5 +251,145 @@ Deno.test({
       ConntrackFlowSource.open({ netns: `ampflow-missing-${Deno.pid}` }),
       /open.*ENOENT/,
     );
+  },
+});
+
+/** Runs `script` with bash in A; its first line of output is its pid (`echo $$`). */
+function bashInA(script: string): Deno.ChildProcess {
+  return new Deno.Command("ip", {
+    args: ["netns", "exec", NS_A, "bash", "-c", `echo $$; ${script}`],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function firstLine(
+  child: Deno.ChildProcess,
+): Promise<{ pid: number; rest: Promise<string> }> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const rest = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return text;
+      text += value;
+    }
+  })();
+  return { pid: Number(text.split("\n")[0]), rest };
+}
+
+/** Waits (5 s at most) for the flow record to `dstPort` over `protocol`. */
+async function flowTo(
+  source: ConntrackFlowSource,
+  protocol: string,
+  dstPort: number,
+): Promise<FlowEvent> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const batch = await Promise.race([
+      source.next(),
+      new Promise<FlowRecord[]>((r) => (timer = setTimeout(() => r([]), 100))),
+    ]);
+    clearTimeout(timer);
+    for (const r of batch) {
+      if (r.kind === "flow" && r.protocol === protocol && r.dstPort === dstPort) return r;
+    }
+  }
+  throw new Error(`No ${protocol} flow to port ${dstPort} within 5 s`);
+}
+
+const text = (b?: Uint8Array) => b === undefined ? undefined : new TextDecoder().decode(b);
+
+Deno.test({
+  name:
+    "ConntrackFlowSource names the short-lived process behind a flow, and destroySocket resets a connection",
+  ignore: skip,
+  async fn() {
+    let listener: Deno.ChildProcess | undefined;
+    let source: ConntrackFlowSource | undefined;
+    try {
+      await setUpNamespaces();
+      listener = await startListener();
+      source = await ConntrackFlowSource.open({ netns: NS_A, trackFlows: true });
+
+      // TCP: bash connects, writes, closes and exits within a few ms.
+      const tcp = bashInA(`exec 3<>/dev/tcp/${V4_B}/${TCP_PORT}; echo hi >&3; exec 3>&-`);
+      const { pid: tcpPid, rest: tcpRest } = await firstLine(tcp);
+      const t = await flowTo(source, "tcp", TCP_PORT);
+      assert.ok((await tcp.status).success);
+      await tcpRest;
+      await tcp.stderr.cancel();
+      // Racy by nature: bash may close its socket before the lookup (then "no-socket").
+      console.log(`flow_source_test: bash /dev/tcp flow attribution: ${t.attribution}`);
+      assert.ok(["socket", "no-socket", "no-process"].includes(t.attribution!), t.attribution);
+      if (t.attribution === "socket") {
+        assert.equal(t.process?.pid, tcpPid);
+        assert.equal(text(t.process?.executable), "/usr/bin/bash");
+        assert.match(t.process?.commandLine ?? "", /^bash -c echo \$\$; exec 3<>\/dev\/tcp/);
+        assert.equal(t.process?.uid, 0);
+        assert.equal(t.socket?.uid, 0);
+        assert.ok(t.socket!.inode > 0);
+      }
+
+      // UDP: bash's /dev/udp socket is connected, written once and closed.
+      const udp = bashInA(`exec 3<>/dev/udp/${V4_B}/${UDP_PORT}; echo hi >&3; exec 3>&-`);
+      const { pid: udpPid, rest: udpRest } = await firstLine(udp);
+      const u = await flowTo(source, "udp", UDP_PORT);
+      assert.ok((await udp.status).success);
+      await udpRest;
+      await udp.stderr.cancel();
+      console.log(`flow_source_test: bash /dev/udp flow attribution: ${u.attribution}`);
+      assert.ok(["socket", "no-socket", "no-process"].includes(u.attribution!), u.attribution);
+      if (u.attribution === "socket") {
+        assert.equal(u.process?.pid, udpPid);
+        assert.equal(text(u.process?.executable), "/usr/bin/bash");
+      }
+
+      // destroySocket: bash holds a connection open and blocks in read.
+      const held = bashInA(
+        `exec 3<>/dev/tcp/${V4_B}/${HOLD_PORT}; echo hi >&3; read -r line <&3; echo "rc=$?"`,
+      );
+      const { pid: heldPid, rest: heldRest } = await firstLine(held);
+      const h = await flowTo(source, "tcp", HOLD_PORT);
+      assert.equal(h.attribution, "socket", JSON.stringify(h));
+      assert.equal(h.process?.pid, heldPid);
+      assert.equal(text(h.process?.executable), "/usr/bin/bash");
+      const result = await source.destroySocket(h);
+      if (result.ok) {
+        const status = await held.status;
+        const stdout = await heldRest;
+        const stderr = new TextDecoder().decode(
+          new Uint8Array(await new Response(held.stderr).arrayBuffer()),
+        );
+        assert.ok(status.success);
+        assert.match(stdout, /rc=[1-9]/);
+        assert.match(stderr, /connection abort|reset/i);
+      } else {
+        console.log(`flow_source_test: destroySocket refused: ${result.error}`);
+        assert.match(result.error ?? "", /EOPNOTSUPP.*CONFIG_INET_DIAG_DESTROY/);
+        held.kill();
+        await held.status;
+        await heldRest;
+        await held.stderr.cancel();
+      }
+      // A socket that is gone: a clear error, no throw.
+      const gone = await source.destroySocket({ ...h, srcPort: h.srcPort === 1 ? 2 : 1 });
+      assert.deepEqual(gone, { ok: false, error: "No socket for this flow: ENOENT" });
+    } finally {
+      await source?.close();
+      if (listener) {
+        listener.kill();
+        await listener.status;
+        await listener.stdout.cancel().catch(() => {});
+        await listener.stderr.cancel().catch(() => {});
+      }
+      await tearDownNamespaces();
+    }
   },
 });

@@ -62,6 +62,17 @@ export const AmpConfigSchema = z.strictObject({
     /** freshclam with a generated config, amp's own download, or auto (freshclam when installed). */
     method: z.enum(["auto", "freshclam", "download"]).default("auto"),
   }).prefault({}),
+  /** Device Flow Correlation (the lists and the action are in the policy). */
+  dfc: z.strictObject({
+    /** Watch flows in this network namespace (an `ip netns` name or a path); default the daemon's. */
+    netns: z.string().min(1).optional(),
+    /**
+     * Make the kernel track flows (conntrack) with a verdict-free nftables
+     * rule (`table inet amp_flow`) while the daemon runs: without it a host
+     * whose firewall does not use conntrack reports no flows.
+     */
+    trackFlows: z.boolean().default(true),
+  }).prefault({}),
   /** What `amp install` set up, so that disable, enable and uninstall undo exactly that. */
   service: z.strictObject({
     init: z.enum(["upstart", "systemd", "sysv"]).optional(),

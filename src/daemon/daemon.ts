@@ -55,6 +55,12 @@ import { VerdictCache } from "../store/verdict_cache.ts";
 import { type BytePath, bytePath } from "../sys/byte_path.ts";
 import { limitMallocArenas } from "../sys/libc.ts";
 import { VERSION } from "../version.ts";
+import { type AttributedFlow, type FileDisposition, FlowCorrelator } from "../dfc/correlate.ts";
+import { ConntrackFlowSource } from "../dfc/flow/flow_source.ts";
+import type { IpMatcher } from "../dfc/ip_list.ts";
+import { type IpListReport, loadIpLists } from "../dfc/load_ip_lists.ts";
+import { O } from "../../ffi/libc.ts";
+import { AT, close, fstat, openat, readlink } from "../sys/libc.ts";
 import { Buffer } from "node:buffer";
 import { z } from "zod";
 import { escapePath } from "../sys/byte_path.ts";
@@ -101,6 +107,14 @@ export class Daemon {
   #convictor!: Convictor;
   #scans!: ScanService;
   #source?: FileEventSource;
+  #dfcMatcher?: IpMatcher;
+  #dfcLists: IpListReport[] = [];
+  #dfc?: {
+    source: ConntrackFlowSource;
+    correlator: FlowCorrelator;
+    lost: number;
+    done?: Promise<void>;
+  };
   #processes?: ProcessTable;
   #realtime?: RealTimeProtection;
   #realtimeDone?: Promise<{ droppedSince?: number }>;
@@ -154,6 +168,7 @@ export class Daemon {
       ["engines", () => this.#stepEngines()],
       ["ipc", () => this.#stepIpc()],
       ["monitor", () => this.#stepMonitor()],
+      ["dfc", () => this.#stepDfc()],
     ];
     for (const [name, step] of steps) {
       try {
@@ -525,7 +540,124 @@ export class Daemon {
     return out;
   }
 
-  // 8. signals
+  // 8. dfc: flows matched against the policy's IP lists. A failure is a
+  // fault, not fatal: file protection does not depend on it.
+  async #stepDfc(): Promise<void> {
+    await this.#loadDfcLists();
+    if (this.#policy.dfc.lists.length === 0) {
+      this.#log.info("DFC off: the policy names no IP lists (dfc.lists)");
+      return;
+    }
+    await this.#startDfc();
+    this.#onTeardown("dfc", () => this.#stopDfc());
+  }
+
+  async #loadDfcLists(sources = this.#policy.dfc.lists): Promise<void> {
+    const loaded = await loadIpLists(sources, this.root);
+    this.#dfcMatcher = loaded.matcher;
+    this.#dfcLists = loaded.lists;
+    for (const l of loaded.lists) {
+      if (l.error) this.#log.warning(`DFC list ${l.name}: cannot read ${l.file}: ${l.error}`);
+      else if (l.malformed > 0) {
+        this.#log.warning(
+          `DFC list ${l.name}: ${l.malformed} malformed line(s), first: line ${
+            l.problems[0]?.line
+          }: ${l.problems[0]?.text}`,
+        );
+      }
+    }
+  }
+
+  async #startDfc(): Promise<void> {
+    const c = this.#config.dfc;
+    let source: ConntrackFlowSource;
+    try {
+      source = await ConntrackFlowSource.open({ netns: c.netns, trackFlows: c.trackFlows });
+      this.#faults.delete("dfc");
+    } catch (error) {
+      this.#fault("dfc", `DFC unavailable: ${message(error)}`);
+      return;
+    }
+    const correlator = new FlowCorrelator({
+      matcher: () => this.#dfcMatcher!,
+      mode: () => this.#policy.mode.network,
+      event: (e) => this.#event(e),
+      destroy: (flow) => destroyFlow(source, flow),
+      disposition: (flow) => this.#disposition(flow),
+    });
+    this.#dfc = { source, correlator, lost: 0 };
+    const dfc = this.#dfc;
+    dfc.done = (async () => {
+      for (;;) {
+        let batch;
+        try {
+          batch = await source.next();
+        } catch (error) {
+          this.#fault("dfc", `DFC flow source failed: ${message(error)}`);
+          return;
+        }
+        if (batch.length === 0) return;
+        for (const record of batch) {
+          if (record.kind === "overflow") {
+            dfc.lost++;
+            this.#log.warning("DFC: flow events were lost (socket buffer or queue full)");
+            continue;
+          }
+          correlator.handle(record).catch((e) =>
+            this.#log.warning(`DFC: a flow could not be handled: ${message(e)}`)
+          );
+        }
+      }
+    })();
+    const names = this.#dfcLists.map((l) => `${l.name} (${l.entries})`).join(", ");
+    this.#log.notice(
+      `DFC on: ${this.#policy.mode.network}, lists ${names}${
+        c.netns ? `, namespace ${c.netns}` : ""
+      }`,
+    );
+  }
+
+  async #stopDfc(): Promise<void> {
+    await this.#dfc?.source.close();
+    await this.#dfc?.done;
+    this.#dfc = undefined;
+  }
+
+  /** The verdict on the executable of a flow's process (it may be gone). */
+  async #disposition(flow: AttributedFlow): Promise<FileDisposition | undefined> {
+    const pid = flow.process?.pid;
+    if (pid === undefined) return undefined;
+    let fd: number;
+    try {
+      fd = openat(AT.FDCWD, bytePath(`/proc/${pid}/exe`), O.RDONLY | O.CLOEXEC);
+    } catch {
+      return undefined;
+    }
+    try {
+      const stat = fstat(fd);
+      const result = await this.#scanner.scanFile({
+        fd,
+        path: readlink(bytePath(`/proc/${pid}/exe`)),
+        stat,
+      });
+      const v = result.verdict;
+      return {
+        sha256: result.sha256,
+        disposition: v.kind === "malicious"
+          ? "malicious"
+          : v.kind === "clean"
+          ? "clean"
+          : "unknown",
+        detection: v.kind === "malicious" ? v.name : undefined,
+      };
+    } catch {
+      return undefined;
+    } finally {
+      close(fd);
+    }
+  }
+
+  // 9. signals
   #stepSignals(): Promise<void> {
     const stop = () => {
       this.#log.notice("Stopping (signal)");
@@ -576,6 +708,8 @@ export class Daemon {
       this.#policyFailure(load.failure);
       return;
     }
+    // IP list files change without the policy changing: read them again.
+    await this.#loadDfcLists(load.policy.dfc.lists);
     const old = this.#policy;
     const policyChanged = !samePolicy(old, load.policy);
     const candidate = await this.#prepareContext(load.policy);
@@ -621,6 +755,11 @@ export class Daemon {
       this.#log.notice(
         `Policy updated: ${load.policy.name} (#${load.policy.id}, serial ${load.policy.serial})`,
       );
+      if (JSON.stringify(old.dfc) !== JSON.stringify(load.policy.dfc)) {
+        const wanted = load.policy.dfc.lists.length > 0;
+        if (wanted && !this.#dfc) await this.#startDfc();
+        if (!wanted && this.#dfc) await this.#stopDfc();
+      }
       if (monitorSettingsChanged(old, load.policy)) {
         const since = Date.now();
         const dropped = await this.#stopMonitor();
@@ -752,6 +891,20 @@ export class Daemon {
         permissionTimeouts: src?.permissionTimeouts ?? 0,
         ignoredExecutables: src?.ignoreMarks ?? 0,
       },
+      dfc: {
+        on: this.#dfc !== undefined,
+        action: this.#policy.mode.network,
+        netns: this.#config.dfc.netns,
+        lists: this.#dfcLists.map((l) => ({
+          name: l.name,
+          entries: l.entries,
+          malformed: l.malformed,
+          error: l.error,
+        })),
+        lost: this.#dfc?.lost ?? 0,
+        ...(this.#dfc?.correlator.stats ??
+          { flows: 0, matches: 0, events: 0, suppressed: 0, blocked: 0, blockFailures: 0 }),
+      },
       quarantine: { files: (await this.#quarantine?.count()) ?? 0 },
       cache: { entries: (await this.#cache?.count()) ?? 0, bytes: cacheBytes },
       events: { total: ((await this.#events?.count()) ?? 0) + this.#pendingEvents.length },
@@ -810,4 +963,17 @@ export class DaemonStartError extends Error {
 function monitorSettingsChanged(a: Policy, b: Policy): boolean {
   return a.mode.execute !== b.mode.execute ||
     JSON.stringify(a.monitor) !== JSON.stringify(b.monitor);
+}
+
+/** Closes a flow's connection through the flow source (sock_diag SOCK_DESTROY). */
+async function destroyFlow(
+  source: ConntrackFlowSource,
+  flow: AttributedFlow,
+): Promise<{ ok: boolean; error?: string }> {
+  const destroy = (source as unknown as {
+    destroySocket?: (flow: AttributedFlow) => Promise<{ ok: boolean; error?: string } | boolean>;
+  }).destroySocket;
+  if (!destroy) return { ok: false, error: "closing connections is not supported by this build" };
+  const result = await destroy.call(source, flow);
+  return typeof result === "boolean" ? { ok: result } : result;
 }

@@ -56,6 +56,19 @@ export interface StatusReport {
     /** Executables found clean that the kernel skips until they change. */
     ignoredExecutables: number;
   };
+  dfc: {
+    on: boolean;
+    action: string;
+    netns?: string;
+    lists: Array<{ name: string; entries: number; malformed: number; error?: string }>;
+    flows: number;
+    matches: number;
+    events: number;
+    suppressed: number;
+    blocked: number;
+    blockFailures: number;
+    lost: number;
+  };
   quarantine: { files: number };
   cache: { entries: number; bytes: number };
   events: { total: number };
@@ -108,6 +121,15 @@ export function formatStatus(r: StatusReport): string[] {
     `Exec cache:   ${m.ignoredExecutables} clean executables skipped by the kernel until changed`,
     `Lost events:  ${m.kernelOverflows} kernel overflows, ${m.queueFull} queue full, ` +
     `${m.rescans} rescans`,
+    `DFC:          ${
+      r.dfc.on
+        ? `on (${r.dfc.action}), lists ${
+          r.dfc.lists.map((l) => `${l.name} ${l.entries}`).join(", ")
+        }; ${r.dfc.flows} flows, ${r.dfc.events} detections, ${r.dfc.lost} lost`
+        : r.dfc.lists.length === 0
+        ? "off (no IP lists in the policy)"
+        : "off (see faults)"
+    }`,
     `Quarantine:   ${r.quarantine.files} files`,
     `Cache:        ${r.cache.entries} verdicts (${(r.cache.bytes / 1e6).toFixed(1)} MB)`,
     `Events:       ${r.events.total}`,

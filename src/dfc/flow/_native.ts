@@ -31,6 +31,7 @@ import {
   MSG_DONTWAIT,
   NETLINK_LIBRARY,
   NETLINK_NETFILTER,
+  NETLINK_SOCK_DIAG,
   NETLINK_SYMBOLS,
   NF_INET,
   NF_NETLINK_CONNTRACK,
@@ -66,13 +67,24 @@ import {
 } from "../../../ffi/netlink.ts";
 import { errno, strerror } from "../../sys/libc.ts";
 import { SysError } from "../../sys/sys_error.ts";
-import { type FlowRecord, parseConntrackEvents } from "./conntrack_events.ts";
+import { readProcessInfo } from "../../protect/process_info.ts";
+import { type FlowEvent, type FlowRecord, parseConntrackEvents } from "./conntrack_events.ts";
+import {
+  type DiagAnswer,
+  diagRequest,
+  type DiagSocket,
+  type DiagTuple,
+  matchesTuple,
+  parseDiagAnswer,
+} from "./sock_diag.ts";
 
 type Symbols = Deno.DynamicLibrary<typeof NETLINK_SYMBOLS>["symbols"];
 
 const EINTR = 4;
 const EAGAIN = 11;
 const ENOBUFS = 105;
+const ENOENT = 2;
+const EOPNOTSUPP = 95;
 
 /** The nftables table `trackFlows` installs. */
 export const TRACK_TABLE = "amp_flow";
@@ -103,6 +115,8 @@ export interface ReaderStart {
   netns?: string;
   receiveBufferBytes: number;
   trackFlows: boolean;
+  /** Attribute each TCP and UDP flow to its socket and process (see `attributeFlow`). */
+  attribute: boolean;
 }
 
 /** Makes the wake eventfd on the JS thread (its errors throw at once). */
@@ -126,7 +140,7 @@ function sockaddr(groups: number): Uint8Array<ArrayBuffer> {
 }
 
 /** Moves the calling thread into the named network namespace (`ip netns` name or a path). */
-function enterNetns(netns: string): void {
+export function enterNetns(netns: string): void {
   const path = netns.includes("/") ? netns : `/var/run/netns/${netns}`;
   const fd = lib().open(new TextEncoder().encode(`${path}\0`), O.RDONLY | O.CLOEXEC);
   if (fd < 0) fail("open", path);
@@ -322,6 +336,7 @@ function runNftables(add: boolean): void {
 export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => void): void {
   const c = lib();
   let sock = -1;
+  let diag = -1;
   let tracking = false;
   try {
     if (start.netns !== undefined) enterNetns(start.netns);
@@ -330,6 +345,7 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
       tracking = true;
     }
     sock = openEventSocket(start.receiveBufferBytes);
+    if (start.attribute) diag = openDiagSocket();
     const pollfds = new Uint8Array(POLLFD.size * 2);
     const pv = new DataView(pollfds.buffer);
     [sock, start.wake].forEach((fd, i) => {
@@ -371,6 +387,10 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
         }
         throw new SysError("recv", e, "netlink conntrack", strerror(e));
       }
+      if (diag >= 0) {
+        const owners = new Map<number, number | undefined>();
+        for (const r of records) if (r.kind === "flow") attributeFlow(diag, r, owners);
+      }
       if (records.length > 0 || unknown > 0) {
         post({ type: "records", records, events, lost, unknown });
       }
@@ -379,6 +399,7 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
     post({ type: "error", message: error instanceof Error ? error.message : String(error) });
   } finally {
     if (sock >= 0) c.close(sock);
+    if (diag >= 0) c.close(diag);
     if (tracking) {
       try {
         runNftables(false);
@@ -389,4 +410,190 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
     c.close(start.wake);
     post({ type: "done" });
   }
+}
+
+/** A `NETLINK_SOCK_DIAG` socket of the calling thread's network namespace (blocking: the kernel answers at once). */
+export function openDiagSocket(): number {
+  const sock = lib().socket(AF_NETLINK, SOCK_RAW | SOCK.CLOEXEC, NETLINK_SOCK_DIAG);
+  if (sock < 0) fail("socket", "AF_NETLINK/NETLINK_SOCK_DIAG");
+  return sock;
+}
+
+let diagSeq = 0;
+
+/** Sends one sock_diag request and reads its whole answer (up to the socket, error or end of dump). */
+function diagQuery(
+  sock: number,
+  tuple: DiagTuple,
+  options: { dump?: boolean; destroy?: boolean },
+): DiagAnswer {
+  const c = lib();
+  const message = diagRequest(tuple, { seq: ++diagSeq, ...options });
+  const to = sockaddr(0);
+  if (
+    Number(c.sendto(sock, message, BigInt(message.length), 0, to, to.length)) !== message.length
+  ) {
+    fail("sendto", "sock_diag");
+  }
+  const all: DiagAnswer = { sockets: [], done: false };
+  const buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = Number(c.recv(sock, buf, BigInt(buf.length), 0));
+    if (n < 0) {
+      if (errno() === EINTR) continue;
+      fail("recv", "sock_diag");
+    }
+    const a = parseDiagAnswer(buf.subarray(0, n));
+    all.sockets.push(...a.sockets);
+    if (a.error !== undefined) all.error = a.error;
+    all.done = a.done;
+    if (!options.dump || a.done || a.error !== undefined || n === 0) return all;
+  }
+}
+
+/** Orders to try: the flow's src as the local side first (outbound), then its dst (inbound). */
+const SIDES = ["src", "dst"] as const;
+
+function swapped(t: DiagTuple): DiagTuple {
+  return { ...t, src: t.dst, srcPort: t.dstPort, dst: t.src, dstPort: t.srcPort };
+}
+
+/** The id to send so that the kernel finds the socket whose local side is `local` (UDP takes it swapped). */
+function lookupId(t: DiagTuple, local: "src" | "dst", swap: boolean): DiagTuple {
+  const asLocal = local === "src" ? t : swapped(t);
+  return swap ? swapped(asLocal) : asLocal;
+}
+
+/**
+ * Finds the local socket of a TCP or UDP flow with exact sock_diag lookups
+ * (outbound, then inbound; for UDP both id orders, the kernel's UDP lookup
+ * reads the id swapped), else for UDP a dump filtered here.
+ */
+export function findSocket(sock: number, tuple: DiagTuple): DiagSocket | undefined {
+  const orders = tuple.protocol === "udp" ? [true, false] : [false];
+  let exactWorks = true;
+  for (const local of SIDES) {
+    for (const swap of orders) {
+      const a = diagQuery(sock, lookupId(tuple, local, swap), {});
+      if (a.error !== undefined && a.error !== ENOENT) exactWorks = false;
+      const s = a.sockets.find((x) => matchesTuple(x, tuple, local));
+      if (s) return s;
+    }
+  }
+  if (tuple.protocol === "udp" && !exactWorks) {
+    const a = diagQuery(sock, tuple, { dump: true });
+    for (const local of SIDES) {
+      const s = a.sockets.find((x) => matchesTuple(x, tuple, local));
+      if (s) return s;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The pid holding `socket:[inode]`: scans /proc/PID/fd, newest pids first
+ * (a flow is most often a young process's), stopping at the first match;
+ * every socket inode passed on the way is remembered in `owners` (one batch).
+ */
+export function findSocketOwner(
+  inode: number,
+  owners: Map<number, number | undefined>,
+  proc = "/proc",
+): number | undefined {
+  if (owners.has(inode)) return owners.get(inode);
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync(proc)) {
+    const pid = Number(e.name);
+    if (Number.isInteger(pid) && pid > 0) pids.push(pid);
+  }
+  pids.sort((a, b) => b - a);
+  for (const pid of pids) {
+    let fds: Iterable<Deno.DirEntry>;
+    try {
+      fds = Deno.readDirSync(`${proc}/${pid}/fd`);
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    try {
+      for (const fd of fds) {
+        let target: string;
+        try {
+          target = Deno.readLinkSync(`${proc}/${pid}/fd/${fd.name}`);
+        } catch {
+          continue;
+        }
+        if (!target.startsWith("socket:[")) continue;
+        const found = Number(target.slice(8, -1));
+        if (!owners.has(found)) owners.set(found, pid);
+        if (found === inode) return pid;
+      }
+    } catch {
+      // the process went away while we read its fds
+    }
+  }
+  owners.set(inode, undefined);
+  return undefined;
+}
+
+/**
+ * Attributes a new TCP or UDP flow in place (see `FlowEvent.attribution`):
+ * its socket by sock_diag, the process holding it from /proc, whose facts
+ * are read at once so that they outlive it. Never throws.
+ */
+export function attributeFlow(
+  sock: number,
+  flow: FlowEvent,
+  owners: Map<number, number | undefined>,
+): void {
+  if (flow.protocol !== "tcp" && flow.protocol !== "udp") return;
+  let found: DiagSocket | undefined;
+  try {
+    found = findSocket(sock, { ...flow, protocol: flow.protocol });
+  } catch {
+    found = undefined;
+  }
+  if (!found || found.inode === 0) {
+    flow.attribution = "no-socket";
+    return;
+  }
+  flow.socket = { inode: found.inode, uid: found.uid };
+  const pid = findSocketOwner(found.inode, owners);
+  if (pid === undefined) {
+    flow.attribution = "no-process";
+    return;
+  }
+  const info = readProcessInfo(pid);
+  flow.process = info;
+  flow.attribution = "socket";
+}
+
+/** What {@linkcode destroySocket} answers. */
+export interface DestroyResult {
+  ok: boolean;
+  /** Why not: the errno text, with what it means here. */
+  error?: string;
+}
+
+/**
+ * Closes the local socket of a flow (`SOCK_DESTROY`: TCP sends a reset and
+ * the owner's calls fail with ECONNABORTED; UDP calls fail likewise), on a
+ * sock_diag socket of the flow's namespace. Needs CAP_NET_ADMIN and a kernel
+ * built with CONFIG_INET_DIAG_DESTROY.
+ */
+export function destroySocket(sock: number, tuple: DiagTuple): DestroyResult {
+  const s = findSocket(sock, tuple);
+  if (!s) return { ok: false, error: "No socket for this flow: ENOENT" };
+  const local = matchesTuple(s, tuple, "src") ? tuple : swapped(tuple);
+  // The UDP lookup behind SOCK_DESTROY reads the id swapped, as for SOCK_DIAG_BY_FAMILY.
+  const id = tuple.protocol === "udp" ? swapped(local) : local;
+  const a = diagQuery(sock, id, { destroy: true });
+  if (a.error === undefined || a.error === 0) return { ok: true };
+  const name = strerror(a.error);
+  if (a.error === EOPNOTSUPP) {
+    return {
+      ok: false,
+      error: `SOCK_DESTROY refused: ${name} (EOPNOTSUPP: kernel without CONFIG_INET_DIAG_DESTROY)`,
+    };
+  }
+  return { ok: false, error: `SOCK_DESTROY failed: ${name} (errno ${a.error})` };
 }

@@ -27,6 +27,7 @@ import {
   NLMSG_ALIGNTO,
   NLMSGHDR,
 } from "../../../ffi/netlink.ts";
+import type { ProcessInfo } from "../../protect/process_info.ts";
 
 /** The transport protocol of a flow: a name for the common ones, else the IP protocol number. */
 export type FlowProtocol = "tcp" | "udp" | "icmp" | "icmpv6" | number;
@@ -46,7 +47,24 @@ export interface FlowEvent {
   id?: number;
   /** The conntrack zone (`CTA_ZONE`), when not the default. */
   zone?: number;
+  /**
+   * How far process attribution got (TCP and UDP flows, done by the flow
+   * source's reader the moment the event arrives; absent when it was not
+   * attempted): "socket" — the flow's socket and the process holding it were
+   * found (`socket` and `process` set); "no-process" — the socket was found
+   * but no process holds it any more (`socket` set); "no-socket" — sock_diag
+   * knows no socket for the tuple (closed already, or a time-wait or orphaned
+   * one without an inode).
+   */
+  attribution?: FlowAttribution;
+  /** The flow's local socket (`inet_diag_msg`): its inode and owner uid. */
+  socket?: { inode: number; uid: number };
+  /** The process holding the socket, read from /proc when the flow was seen. */
+  process?: ProcessInfo;
 }
+
+/** See {@linkcode FlowEvent.attribution}. */
+export type FlowAttribution = "socket" | "no-socket" | "no-process";
 
 /** Events were lost: the socket buffer overflowed (ENOBUFS) or the queue was full. */
 export interface FlowOverflow {

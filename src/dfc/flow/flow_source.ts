@@ -5,13 +5,41 @@
  * bounded queue for `next()`; when it is full, or the kernel's socket buffer
  * overflowed (ENOBUFS), an "overflow" record says flows were lost.
  *
+ * Attribution: the reader names each new TCP and UDP flow's socket and
+ * process the moment the event arrives (sock_diag exact lookup of the
+ * tuple, then /proc/PID/fd for `socket:[inode]`, then /proc/PID facts),
+ * because both may be gone milliseconds later; see `FlowEvent.attribution`.
+ * It costs one /proc scan per batch at worst (newest pids first, stopping at
+ * the first match); turn it off with `attributeProcesses: false`.
+ *
+ * Blocking: `destroySocket` closes a flow's socket with `SOCK_DESTROY`, on a
+ * second worker in the same namespace (the reader's thread is in `poll`).
+ *
  * @module
  */
 
-import { lib, makeWake, type ReaderMessage, type ReaderStart, wakeReader } from "./_native.ts";
-import type { FlowRecord } from "./conntrack_events.ts";
+import {
+  type DestroyResult,
+  lib,
+  makeWake,
+  type ReaderMessage,
+  type ReaderStart,
+  wakeReader,
+} from "./_native.ts";
+import type { DiagWorkerAnswer, DiagWorkerRequest } from "./_diag_worker.ts";
+import type { FlowProtocol, FlowRecord } from "./conntrack_events.ts";
+import type { DiagTuple } from "./sock_diag.ts";
 
-export type { FlowEvent, FlowOverflow, FlowProtocol, FlowRecord } from "./conntrack_events.ts";
+export type { DestroyResult } from "./_native.ts";
+export type { DiagTuple } from "./sock_diag.ts";
+
+export type {
+  FlowAttribution,
+  FlowEvent,
+  FlowOverflow,
+  FlowProtocol,
+  FlowRecord,
+} from "./conntrack_events.ts";
 
 /** Options of {@linkcode ConntrackFlowSource.open}. */
 export interface ConntrackFlowSourceOptions {
@@ -27,6 +55,8 @@ export interface ConntrackFlowSourceOptions {
   receiveBufferBytes?: number;
   /** Batches kept for `next()` before they are dropped for an overflow record. Default 4096. */
   maxQueue?: number;
+  /** Name each TCP/UDP flow's socket and process (`FlowEvent.attribution`). Default true. */
+  attributeProcesses?: boolean;
 }
 
 /** Counters of a {@linkcode ConntrackFlowSource}. */
@@ -66,9 +96,14 @@ export class ConntrackFlowSource {
   #closed = false;
   readonly #finished: Promise<void>;
   readonly #ready: Promise<void>;
+  readonly #netns: string | undefined;
+  #diag: Worker | undefined;
+  #diagId = 0;
+  readonly #diagWaiting = new Map<number, (r: DestroyResult) => void>();
 
   private constructor(start: ReaderStart, maxQueue: number) {
     this.#wake = start.wake;
+    this.#netns = start.netns;
     this.#maxQueue = maxQueue;
     this.#worker = new Worker(new URL("./_flow_reader.ts", import.meta.url), { type: "module" });
     let finish = () => {};
@@ -122,6 +157,7 @@ export class ConntrackFlowSource {
       wake: makeWake(),
       receiveBufferBytes: options.receiveBufferBytes ?? 8 * 1024 * 1024,
       trackFlows: options.trackFlows ?? false,
+      attribute: options.attributeProcesses ?? true,
     };
     if (options.netns !== undefined) start.netns = options.netns;
     const source = new ConntrackFlowSource(start, options.maxQueue ?? 4096);
@@ -171,10 +207,69 @@ export class ConntrackFlowSource {
     }
   }
 
+  /**
+   * Closes the local socket of a flow of the source's namespace with
+   * `SOCK_DESTROY` (a TCP connection is reset: its owner's calls fail with
+   * ECONNABORTED, the peer sees ECONNRESET). Either side of `tuple` may be
+   * the local one. Resolves `{ ok: false, error }` with the errno text when
+   * the socket is gone or the kernel refuses (EOPNOTSUPP: built without
+   * CONFIG_INET_DIAG_DESTROY).
+   *
+   * @param tuple a TCP or UDP flow, such as a `FlowEvent` of this source
+   */
+  destroySocket(
+    tuple: Omit<DiagTuple, "protocol"> & { protocol: FlowProtocol },
+  ): Promise<DestroyResult> {
+    if (this.#closed) return Promise.resolve({ ok: false, error: "The flow source is closed" });
+    const { family, protocol, src, srcPort, dst, dstPort } = tuple;
+    if (protocol !== "tcp" && protocol !== "udp") {
+      return Promise.resolve({ ok: false, error: `Not a TCP or UDP flow: ${protocol}` });
+    }
+    if (!this.#diag) {
+      const w = new Worker(new URL("./_diag_worker.ts", import.meta.url), { type: "module" });
+      w.onmessage = (e: MessageEvent<DiagWorkerAnswer>) => {
+        const done = this.#diagWaiting.get(e.data.id);
+        this.#diagWaiting.delete(e.data.id);
+        done?.(e.data.result);
+      };
+      w.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        this.#failDiag(`The sock_diag worker died: ${e.message}`);
+      };
+      const start: DiagWorkerRequest = { type: "start" };
+      if (this.#netns !== undefined) start.netns = this.#netns;
+      w.postMessage(start);
+      this.#diag = w;
+    }
+    const id = ++this.#diagId;
+    const request: DiagWorkerRequest = {
+      type: "destroy",
+      id,
+      tuple: { family, protocol, src, srcPort, dst, dstPort },
+    };
+    return new Promise<DestroyResult>((resolve) => {
+      this.#diagWaiting.set(id, resolve);
+      this.#diag!.postMessage(request);
+    });
+  }
+
+  #failDiag(error: string): void {
+    for (const done of this.#diagWaiting.values()) done({ ok: false, error });
+    this.#diagWaiting.clear();
+    this.#diag?.terminate();
+    this.#diag = undefined;
+  }
+
   /** Stops the reader (it closes the socket and removes its table) and waits for it; safe to call twice. */
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      this.#diag?.postMessage({ type: "close" } satisfies DiagWorkerRequest);
+      this.#diag = undefined;
+      for (const done of this.#diagWaiting.values()) {
+        done({ ok: false, error: "The flow source is closed" });
+      }
+      this.#diagWaiting.clear();
       if (!this.#done) wakeReader(this.#wake);
       this.#wakeWaiter();
     }
