@@ -299,15 +299,19 @@ export class Daemon {
   #processView(): ProcessTableView {
     return {
       get: (pid) => {
-        const p = this.#processes?.get(pid) ?? procTable.get(pid);
+        // A live process: /proc is the truth (the table may not have seen its
+        // exec yet). A process that is gone: what the table remembers.
+        const p = procTable.get(pid) ?? this.#processes?.get(pid);
         return p ? { executable: p.executable, uid: p.uid, ppid: p.ppid } : undefined;
       },
     };
   }
 
-  /** Facts about a process: the table's, else /proc now. */
+  /** Facts about a process: /proc while it lives, else what the table remembers. */
   #processInfo(pid: number): ProcessInfo {
-    return this.#processes?.get(pid) ?? readProcessInfo(pid);
+    const live = readProcessInfo(pid);
+    if (live.executable !== undefined) return live;
+    return this.#processes?.get(pid) ?? live;
   }
 
   // 4. policy
