@@ -40,6 +40,7 @@ export type {
   FlowProtocol,
   FlowRecord,
 } from "./conntrack_events.ts";
+import { BatchQueue } from "../../monitor/batch_queue.ts";
 
 /** Options of {@linkcode ConntrackFlowSource.open}. */
 export interface ConntrackFlowSourceOptions {
@@ -87,13 +88,8 @@ export interface FlowSourceStats {
 export class ConntrackFlowSource {
   readonly #worker: Worker;
   readonly #wake: number;
-  readonly #queue: FlowRecord[][] = [];
-  readonly #maxQueue: number;
+  readonly #queue: BatchQueue<FlowRecord>;
   readonly #stats: FlowSourceStats = { events: 0, lost: 0, unknown: 0 };
-  #waiter: (() => void) | undefined;
-  #error: Error | undefined;
-  #done = false;
-  #closed = false;
   readonly #finished: Promise<void>;
   readonly #ready: Promise<void>;
   readonly #netns: string | undefined;
@@ -104,7 +100,7 @@ export class ConntrackFlowSource {
   private constructor(start: ReaderStart, maxQueue: number) {
     this.#wake = start.wake;
     this.#netns = start.netns;
-    this.#maxQueue = maxQueue;
+    this.#queue = new BatchQueue<FlowRecord>(maxQueue, () => ({ kind: "overflow" }));
     this.#worker = new Worker(new URL("./_flow_reader.ts", import.meta.url), { type: "module" });
     let finish = () => {};
     this.#finished = new Promise<void>((resolve) => (finish = resolve));
@@ -121,27 +117,27 @@ export class ConntrackFlowSource {
         this.#stats.events += m.events;
         this.#stats.lost += m.lost;
         this.#stats.unknown += m.unknown;
-        if (m.records.length > 0) this.#push(m.records);
+        if (m.records.length > 0 && this.#queue.push(m.records)) this.#stats.lost++;
       } else if (m.type === "error") {
-        this.#error = new Error(`Conntrack flow reader failed: ${m.message}`);
-        failed(this.#error);
+        const error = new Error(`Conntrack flow reader failed: ${m.message}`);
+        this.#queue.fail(error);
+        failed(error);
       } else {
-        this.#done = true;
+        this.#queue.end();
         failed(new Error("Conntrack flow reader ended before it was ready"));
         finish();
       }
-      this.#wakeWaiter();
     };
     this.#worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.#error = new Error(`Conntrack flow reader died: ${e.message}`);
-      failed(this.#error);
-      if (!this.#done) {
-        this.#done = true;
+      const error = new Error(`Conntrack flow reader died: ${e.message}`);
+      this.#queue.fail(error);
+      failed(error);
+      if (!this.#queue.ended) {
+        this.#queue.end();
         lib().close(this.#wake);
       }
       finish();
-      this.#wakeWaiter();
     };
     this.#worker.postMessage(start);
   }
@@ -167,7 +163,7 @@ export class ConntrackFlowSource {
       await source.close();
       throw error;
     }
-    source.#error = undefined;
+    source.#queue.clearError();
     return source;
   }
 
@@ -176,35 +172,9 @@ export class ConntrackFlowSource {
     return { ...this.#stats };
   }
 
-  #push(records: FlowRecord[]): void {
-    if (this.#queue.length >= this.#maxQueue) {
-      this.#queue.length = 0;
-      this.#queue.push([{ kind: "overflow" }]);
-      this.#stats.lost++;
-    }
-    this.#queue.push(records);
-  }
-
-  #wakeWaiter(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.();
-  }
-
   /** The next batch of records; [] once closed or the reader ended; throws once if it failed. */
-  async next(): Promise<FlowRecord[]> {
-    for (;;) {
-      if (this.#closed) return [];
-      const batch = this.#queue.shift();
-      if (batch) return batch;
-      if (this.#error) {
-        const error = this.#error;
-        this.#error = undefined;
-        throw error;
-      }
-      if (this.#done) return [];
-      await new Promise<void>((resolve) => (this.#waiter = resolve));
-    }
+  next(): Promise<FlowRecord[]> {
+    return this.#queue.next();
   }
 
   /**
@@ -220,7 +190,9 @@ export class ConntrackFlowSource {
   destroySocket(
     tuple: Omit<DiagTuple, "protocol"> & { protocol: FlowProtocol },
   ): Promise<DestroyResult> {
-    if (this.#closed) return Promise.resolve({ ok: false, error: "The flow source is closed" });
+    if (this.#queue.closed) {
+      return Promise.resolve({ ok: false, error: "The flow source is closed" });
+    }
     const { family, protocol, src, srcPort, dst, dstPort } = tuple;
     if (protocol !== "tcp" && protocol !== "udp") {
       return Promise.resolve({ ok: false, error: `Not a TCP or UDP flow: ${protocol}` });
@@ -262,16 +234,16 @@ export class ConntrackFlowSource {
 
   /** Stops the reader (it closes the socket and removes its table) and waits for it; safe to call twice. */
   async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
+    if (!this.#queue.closed) {
+      const ended = this.#queue.ended;
+      this.#queue.close();
       this.#diag?.postMessage({ type: "close" } satisfies DiagWorkerRequest);
       this.#diag = undefined;
       for (const done of this.#diagWaiting.values()) {
         done({ ok: false, error: "The flow source is closed" });
       }
       this.#diagWaiting.clear();
-      if (!this.#done) wakeReader(this.#wake);
-      this.#wakeWaiter();
+      if (!ended) wakeReader(this.#wake);
     }
     await this.#finished;
     this.#worker.terminate();

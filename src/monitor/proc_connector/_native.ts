@@ -48,6 +48,7 @@ import {
 import { errno, strerror } from "../../sys/libc.ts";
 import { SysError } from "../../sys/sys_error.ts";
 import { parseProcEvents, type ProcEventSource, type ProcRecord } from "./proc_events.ts";
+import { BatchQueue } from "../batch_queue.ts";
 
 type Symbols = Deno.DynamicLibrary<typeof NETLINK_SYMBOLS>["symbols"];
 
@@ -251,12 +252,7 @@ export class NativeProcEventSource implements ProcEventSource {
   readonly #worker: Worker;
   readonly #wake: number;
   readonly #sock: number;
-  readonly #queue: ProcRecord[][] = [];
-  readonly #maxQueue: number;
-  #waiter: (() => void) | undefined;
-  #error: Error | undefined;
-  #done = false;
-  #closed = false;
+  readonly #queue: BatchQueue<ProcRecord>;
   readonly #finished: Promise<void>;
   /**
    * Resolves once the reader runs (or has ended). Events are queued by the
@@ -267,7 +263,7 @@ export class NativeProcEventSource implements ProcEventSource {
   private constructor(start: ReaderStart, maxQueue: number) {
     this.#sock = start.sock;
     this.#wake = start.wake;
-    this.#maxQueue = maxQueue;
+    this.#queue = new BatchQueue<ProcRecord>(maxQueue, () => ({ kind: "overflow" }));
     this.#worker = new Worker(new URL("./_proc_reader.ts", import.meta.url), { type: "module" });
     let finish = () => {};
     this.#finished = new Promise<void>((resolve) => (finish = resolve));
@@ -276,25 +272,23 @@ export class NativeProcEventSource implements ProcEventSource {
     this.#worker.onmessage = (e: MessageEvent<ReaderMessage>) => {
       const m = e.data;
       if (m.type === "ready") ready();
-      else if (m.type === "records") this.#push(m.records);
+      else if (m.type === "records") this.#queue.push(m.records);
       else if (m.type === "error") {
-        this.#error = new Error(`Proc connector reader failed: ${m.message}`);
+        this.#queue.fail(new Error(`Proc connector reader failed: ${m.message}`));
       } else {
-        this.#done = true;
+        this.#queue.end();
         finish();
       }
-      this.#wakeWaiter();
     };
     this.#worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.#error = new Error(`Proc connector reader died: ${e.message}`);
-      if (!this.#done) {
-        this.#done = true;
+      this.#queue.fail(new Error(`Proc connector reader died: ${e.message}`));
+      if (!this.#queue.ended) {
+        this.#queue.end();
         lib().close(this.#sock);
         lib().close(this.#wake);
       }
       finish();
-      this.#wakeWaiter();
     };
     this.#worker.postMessage(start);
   }
@@ -310,42 +304,17 @@ export class NativeProcEventSource implements ProcEventSource {
     return new NativeProcEventSource({ sock, wake, proc: options.proc ?? "/proc" }, 4096);
   }
 
-  #push(records: ProcRecord[]): void {
-    if (this.#queue.length >= this.#maxQueue) {
-      this.#queue.length = 0;
-      this.#queue.push([{ kind: "overflow" }]);
-    }
-    this.#queue.push(records);
-  }
-
-  #wakeWaiter(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.();
-  }
-
   /** The next batch of records; [] once closed or the reader ended; throws once if it failed. */
-  async next(): Promise<ProcRecord[]> {
-    for (;;) {
-      if (this.#closed) return [];
-      const batch = this.#queue.shift();
-      if (batch) return batch;
-      if (this.#error) {
-        const error = this.#error;
-        this.#error = undefined;
-        throw error;
-      }
-      if (this.#done) return [];
-      await new Promise<void>((resolve) => (this.#waiter = resolve));
-    }
+  next(): Promise<ProcRecord[]> {
+    return this.#queue.next();
   }
 
   /** Stops the reader (it sends IGNORE and closes the socket) and waits for it; safe to call twice. */
   async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      if (!this.#done) lib().write(this.#wake, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]), 8n);
-      this.#wakeWaiter();
+    if (!this.#queue.closed) {
+      const ended = this.#queue.ended;
+      this.#queue.close();
+      if (!ended) lib().write(this.#wake, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]), 8n);
     }
     await this.#finished;
     this.#worker.terminate();
