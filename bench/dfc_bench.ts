@@ -41,6 +41,7 @@ import {
   matchLatencies,
   missedFlows,
 } from "./dfc_report.ts";
+import { deleteNamespaces, vethPair } from "../tests/fixtures/netns.ts";
 
 const DENO = Deno.execPath();
 const CLIENT = new URL("./dfc_client.ts", import.meta.url).pathname;
@@ -87,42 +88,14 @@ function listed(count: number): string[] {
 /** Creates A and B joined by a veth, B's addresses, and the listener; checks routes. */
 async function setUpNetwork(): Promise<Deno.ChildProcess> {
   cleanups.add(tearDownNetwork);
-  await run("ip", "netns", "add", NS_A);
-  await run("ip", "netns", "add", NS_B);
-  await run(
-    "ip",
-    "-n",
-    NS_A,
-    "link",
-    "add",
-    "vda",
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "vdb",
-    "netns",
-    NS_B,
-  );
-  await run("ip", "-n", NS_A, "addr", "add", "198.51.100.1/24", "dev", "vda");
-  const batch = [UNLISTED, ...listed(LISTED_MAX)]
-    .map((a) => `addr add ${a}/24 dev vdb`)
-    .join("\n");
-  const file = await Deno.makeTempFile({ prefix: "amp-dfc-ip-" });
-  try {
-    await Deno.writeTextFile(file, batch + "\n");
-    await run("ip", "-n", NS_B, "-batch", file);
-  } finally {
-    await Deno.remove(file).catch(() => {});
-  }
-  for (const [ns, dev] of [[NS_A, "vda"], [NS_B, "vdb"]]) {
-    await run("ip", "-n", ns, "link", "set", dev, "up");
-    await run("ip", "-n", ns, "link", "set", "lo", "up");
-  }
-  for (const to of [UNLISTED, ...listed(LISTED_MAX)]) {
-    const route = await run("ip", "-n", NS_A, "route", "get", to);
-    if (!/ dev vda /.test(route)) throw new Error(`${to} does not go through vda: ${route}`);
-  }
+  await vethPair({
+    a: NS_A,
+    b: NS_B,
+    devA: "vda",
+    devB: "vdb",
+    addressesA: ["198.51.100.1/24"],
+    addressesB: [UNLISTED, ...listed(LISTED_MAX)].map((a) => `${a}/24`),
+  });
   const listener = new Deno.Command("ip", {
     args: [
       "netns",
@@ -154,10 +127,8 @@ async function setUpNetwork(): Promise<Deno.ChildProcess> {
   return listener;
 }
 
-async function tearDownNetwork(): Promise<void> {
-  for (const ns of [NS_A, NS_B]) {
-    await new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).output();
-  }
+function tearDownNetwork(): Promise<void> {
+  return deleteNamespaces(NS_A, NS_B);
 }
 
 async function status(client: IpcClient): Promise<StatusReport> {

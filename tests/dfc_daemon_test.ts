@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { daemonSkip, events, startDaemon, waitFor } from "./fixtures/daemon.ts";
+import { deleteNamespaces, run, vethPair } from "./fixtures/netns.ts";
 
 const ignore = daemonSkip("dfc_daemon_test") !== undefined;
 const DENO = Deno.execPath();
@@ -14,45 +15,15 @@ const NS_A = `ampdfcA${Deno.pid}`;
 const NS_B = `ampdfcB${Deno.pid}`;
 const PORT = 18443;
 
-async function run(...args: string[]): Promise<string> {
-  const out = await new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
 async function setUp(): Promise<Deno.ChildProcess> {
-  await run("ip", "netns", "add", NS_A);
-  await run("ip", "netns", "add", NS_B);
-  await run(
-    "ip",
-    "-n",
-    NS_A,
-    "link",
-    "add",
-    "vda",
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "vdb",
-    "netns",
-    NS_B,
-  );
-  await run("ip", "-n", NS_A, "addr", "add", "198.51.100.1/24", "dev", "vda");
-  await run("ip", "-n", NS_A, "addr", "add", "2001:db8:100::1/64", "dev", "vda", "nodad");
-  await run("ip", "-n", NS_B, "addr", "add", "198.51.100.2/24", "dev", "vdb");
-  await run("ip", "-n", NS_B, "addr", "add", "198.51.100.3/24", "dev", "vdb");
-  await run("ip", "-n", NS_B, "addr", "add", "2001:db8:100::2/64", "dev", "vdb", "nodad");
-  for (const ns of [NS_A, NS_B]) {
-    await run("ip", "-n", ns, "link", "set", ns === NS_A ? "vda" : "vdb", "up");
-    await run("ip", "-n", ns, "link", "set", "lo", "up");
-  }
-  // Nothing is sent unless the targets go out through the test's own veth.
-  for (const to of ["198.51.100.2", "198.51.100.3", "2001:db8:100::2"]) {
-    assert.match(await run("ip", "-n", NS_A, "route", "get", to), / dev vda /);
-  }
+  await vethPair({
+    a: NS_A,
+    b: NS_B,
+    devA: "vda",
+    devB: "vdb",
+    addressesA: ["198.51.100.1/24", "2001:db8:100::1/64"],
+    addressesB: ["198.51.100.2/24", "198.51.100.3/24", "2001:db8:100::2/64"],
+  });
   const listener = new Deno.Command("ip", {
     args: [
       "netns",
@@ -86,9 +57,7 @@ async function tearDown(listener?: Deno.ChildProcess): Promise<void> {
   } catch {
     // gone
   }
-  for (const ns of [NS_A, NS_B]) {
-    await new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).output();
-  }
+  await deleteNamespaces(NS_A, NS_B);
 }
 
 /**

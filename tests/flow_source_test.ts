@@ -14,6 +14,7 @@ import {
   type FlowRecord,
 } from "../src/dfc/flow/flow_source.ts";
 import { IN_CI } from "./fixtures/native.ts";
+import { deleteNamespaces, run, vethPair } from "./fixtures/netns.ts";
 
 function skipReason(): string | undefined {
   if (Deno.uid() !== 0) return "needs root (network namespaces, netlink netfilter)";
@@ -41,50 +42,20 @@ const UDP_PORT = 18053;
 /** A TCP port in B whose connections are held open (for destroySocket). */
 const HOLD_PORT = 18081;
 
-async function run(...args: string[]): Promise<string> {
-  const out = await new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(`${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return text;
+/** A and B joined by a veth; nothing is sent unless B's addresses route through vfa. */
+function setUpNamespaces(): Promise<void> {
+  return vethPair({
+    a: NS_A,
+    b: NS_B,
+    devA: "vfa",
+    devB: "vfb",
+    addressesA: [`${V4_A}/24`, `${V6_A}/64`],
+    addressesB: [`${V4_B}/24`, `${V6_B}/64`],
+  });
 }
 
-async function setUpNamespaces(): Promise<void> {
-  await run("ip", "netns", "add", NS_A);
-  await run("ip", "netns", "add", NS_B);
-  await run(
-    "ip",
-    "-n",
-    NS_A,
-    "link",
-    "add",
-    "vfa",
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "vfb",
-    "netns",
-    NS_B,
-  );
-  for (const [ns, dev, v4, v6] of [[NS_A, "vfa", V4_A, V6_A], [NS_B, "vfb", V4_B, V6_B]]) {
-    await run("ip", "-n", ns, "addr", "add", `${v4}/24`, "dev", dev);
-    await run("ip", "-n", ns, "addr", "add", `${v6}/64`, "dev", dev, "nodad");
-    await run("ip", "-n", ns, "link", "set", dev, "up");
-    await run("ip", "-n", ns, "link", "set", "lo", "up");
-  }
-  // Nothing is sent unless the peer's addresses go out through our own veth.
-  for (const to of [V4_B, V6_B]) {
-    const route = await run("ip", "-n", NS_A, "route", "get", to);
-    assert.match(route, / dev vfa /, `route to ${to} in ${NS_A}: ${route}`);
-  }
-}
-
-async function tearDownNamespaces(): Promise<void> {
-  for (const ns of [NS_A, NS_B]) {
-    await new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).output();
-  }
+function tearDownNamespaces(): Promise<void> {
+  return deleteNamespaces(NS_A, NS_B);
 }
 
 /** Deno code run in B: TCP listeners on both addresses and a UDP socket; prints "ready". */
