@@ -11,8 +11,8 @@
  */
 
 import type { ProcessExclusion } from "../policy/schema.ts";
-import { bytePath } from "../sys/byte_path.ts";
-import { readExe, readProcessInfo } from "./process_info.ts";
+import { bytePath, bytesEqual } from "../sys/byte_path.ts";
+import { parseProcStatus, readExe } from "./process_info.ts";
 
 /** What the matcher needs to know about processes. */
 export interface ProcessTable {
@@ -25,10 +25,18 @@ const MAX_ANCESTRY = 64;
 
 /** /proc as a {@linkcode ProcessTable}. */
 export const procTable: ProcessTable = {
+  // Only what the matcher needs (status and the exe link): it runs for every
+  // file event while the policy has process exclusions.
   get(pid) {
-    const info = readProcessInfo(pid);
-    if (info.uid === undefined && info.executable === undefined) return undefined;
-    return { executable: info.executable ?? readExe(pid), uid: info.uid, ppid: info.ppid };
+    const executable = readExe(pid);
+    let status: { ppid?: number; uid?: number } = {};
+    try {
+      status = parseProcStatus(Deno.readTextFileSync(`/proc/${pid}/status`));
+    } catch {
+      // gone, or not readable
+    }
+    if (status.uid === undefined && executable === undefined) return undefined;
+    return { executable, uid: status.uid, ppid: status.ppid };
   },
 };
 
@@ -82,7 +90,7 @@ export function compileProcessExclusions(
   const matches = (p: { executable?: Uint8Array; uid?: number }, direct: boolean) =>
     rules.find((r) =>
       (direct || r.rule.children) && p.executable !== undefined &&
-      sameBytes(p.executable, r.exe) && (r.uid === undefined || r.uid === p.uid)
+      bytesEqual(p.executable, r.exe) && (r.uid === undefined || r.uid === p.uid)
     )?.rule;
   return {
     size: rules.length,
@@ -106,10 +114,4 @@ export function compileProcessExclusions(
       return undefined;
     },
   };
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

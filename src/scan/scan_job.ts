@@ -20,7 +20,7 @@ import { EventsDb } from "../store/events_db.ts";
 import { VerdictCache } from "../store/verdict_cache.ts";
 import { DEFAULT_DB_DIR, ScanContext } from "./scan_context.ts";
 import { type FileScanner, runScan, type RunScanOptions, type ScanReport } from "./scan_run.ts";
-import type { BytePath } from "../sys/byte_path.ts";
+import { type BytePath, isUnder } from "../sys/byte_path.ts";
 import { customTargets, flashTargets, fullTargets, type ScanTargets } from "./scan_targets.ts";
 import { errorMessage as message } from "../sys/sys_error.ts";
 
@@ -187,13 +187,6 @@ async function scanWith(
     options.signal?.removeEventListener("abort", stop);
     first.failed.removeEventListener("abort", stop);
   }
-}
-
-/** True when `path` is `dir` or below it. */
-export function isUnder(path: BytePath, dir: BytePath): boolean {
-  if (path.length < dir.length) return false;
-  for (let i = 0; i < dir.length; i++) if (path[i] !== dir[i]) return false;
-  return path.length === dir.length || path[dir.length] === 0x2f || dir[dir.length - 1] === 0x2f;
 }
 
 interface State {

@@ -137,3 +137,26 @@ function utf8SequenceLength(bytes: Uint8Array, i: number): number {
     return 0;
   }
 }
+
+/**
+ * True when `path` is `dir` or below it (component-wise: `/a/bc` is not
+ * below `/a/b`).
+ *
+ * @example
+ * ```ts
+ * import { bytePath, isUnder } from "./byte_path.ts";
+ * isUnder(bytePath("/var/lib/amp/events.db"), bytePath("/var/lib/amp")); // true
+ * ```
+ */
+export function isUnder(path: BytePath, dir: BytePath): boolean {
+  if (path.length < dir.length) return false;
+  for (let i = 0; i < dir.length; i++) if (path[i] !== dir[i]) return false;
+  return path.length === dir.length || path[dir.length] === 0x2f || dir[dir.length - 1] === 0x2f;
+}
+
+/** True when two byte strings are equal. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
