@@ -7,7 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libclamav12 libclamav-dev clamav clamav-daemon zip gcc libc6-dev time util-linux rpm)
+# iproute2: the network tests make namespaces (ip netns); systemd: systemd-analyze
+# verifies the units amp install writes (nothing is started: see policy-rc.d below).
+packages=(libclamav12 libclamav-dev clamav clamav-daemon zip gcc libc6-dev time util-linux rpm
+  iproute2 systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
