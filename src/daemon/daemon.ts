@@ -301,7 +301,9 @@ export class Daemon {
       get: (pid) => {
         // A live process: /proc is the truth (the table may not have seen its
         // exec yet). A process that is gone: what the table remembers.
-        const p = procTable.get(pid) ?? this.#processes?.get(pid);
+        // A zombie (exited, not yet reaped) still has a status but no exe link.
+        const live = procTable.get(pid);
+        const p = live?.executable !== undefined ? live : this.#processes?.get(pid) ?? live;
         return p ? { executable: p.executable, uid: p.uid, ppid: p.ppid } : undefined;
       },
     };
