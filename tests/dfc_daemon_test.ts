@@ -64,9 +64,11 @@ async function tearDown(listener?: Deno.ChildProcess): Promise<void> {
  * A bash in A connecting to `host`, holding the connection for `holdS`
  * seconds, then exiting; returns bash's pid.
  */
-async function connect(host: string, holdS = 0): Promise<number> {
+async function connect(host: string, holdS = 0, protocol: "tcp" | "udp" = "tcp"): Promise<number> {
   // A builtin wait: a child (sleep) would inherit the socket too.
   const hold = holdS > 0 ? `read -t ${holdS} -u 3 || true; ` : "";
+  // UDP's connect() sends nothing: the flow starts with the first datagram.
+  const send = protocol === "udp" ? "echo x >&3; " : "";
   const out = await run(
     "ip",
     "netns",
@@ -74,7 +76,7 @@ async function connect(host: string, holdS = 0): Promise<number> {
     NS_A,
     "bash",
     "-c",
-    `echo $$; exec 3<>/dev/tcp/${host}/${PORT}; ${hold}exec 3>&-`,
+    `echo $$; exec 3<>/dev/${protocol}/${host}/${PORT}; ${send}${hold}exec 3>&-`,
   );
   return Number(out.trim());
 }
@@ -106,42 +108,116 @@ Deno.test({
         return s.dfc?.on && s.dfc.lists[0]?.entries === 2 ? s : undefined;
       }, 10_000);
 
-      // Held 0.2 s, so that its socket is still there when the flow is
-      // attributed; the others close at once (see the limit in the README).
-      const listedPid = await connect("198.51.100.2", 0.2);
+      // One held 0.2 s (its socket is still there when the flow is read);
+      // the others close at once and exit: the connect audit names them.
+      const heldPid = await connect("198.51.100.2", 0.2);
+      const oneShotPid = await connect("198.51.100.2");
       const unlistedPid = await connect("198.51.100.3");
-      await connect("2001:db8:100::2");
-      const dfc = await waitFor("two DFC events", async () => {
+      const v6Pid = await connect("2001:db8:100::2");
+      const udpPid = await connect("198.51.100.2", 0, "udp");
+      const dfc = await waitFor("four DFC events", async () => {
         const all = (await events(d!)).filter((e) => e.type === "DFC Threat Detected");
-        return all.length >= 2 ? all : undefined;
+        return all.length >= 4 ? all : undefined;
       }, 10_000);
       await new Promise((r) => setTimeout(r, 500));
       const all = (await events(d)).filter((e) => e.type === "DFC Threat Detected");
-      assert.equal(all.length, 2, JSON.stringify(all));
-      const v4 = dfc.find((e) => e.remoteAddress === "198.51.100.2")!;
-      assert.ok(v4, "the IPv4 flow");
-      assert.equal(v4.remotePort, PORT);
-      assert.equal(v4.protocol, "tcp");
-      assert.equal(v4.action, "audit");
-      assert.deepEqual((v4.details as { lists: string[] }).lists, ["test-drop"]);
-      const v6 = dfc.find((e) => e.remoteAddress === "2001:db8:100::2")!;
-      assert.ok(v6, "the IPv6 flow");
+      assert.equal(all.length, 4, JSON.stringify(all));
+      const byPid = (pid: number) => {
+        const e = dfc.find((x) => x.pid === pid);
+        assert.ok(e, `an event naming pid ${pid}: ${JSON.stringify(dfc)}`);
+        assert.equal(e.executable, "/usr/bin/bash", JSON.stringify(e));
+        assert.ok(
+          ["socket", "connect"].includes((e.details as { attribution: string }).attribution),
+          JSON.stringify(e),
+        );
+        assert.equal(e.action, "audit");
+        assert.deepEqual((e.details as { lists: string[] }).lists, ["test-drop"]);
+        return e;
+      };
+      const held = byPid(heldPid);
+      assert.equal(held.remoteAddress, "198.51.100.2");
+      assert.equal(held.remotePort, PORT);
+      assert.equal(held.protocol, "tcp");
+      assert.equal(byPid(oneShotPid).remoteAddress, "198.51.100.2");
+      const v6 = byPid(v6Pid);
+      assert.equal(v6.remoteAddress, "2001:db8:100::2");
+      const udp = byPid(udpPid);
+      assert.equal(udp.protocol, "udp");
+      assert.equal(udp.remotePort, PORT);
       assert.ok(!all.some((e) => e.remoteAddress === "198.51.100.3"), "unlisted flow reported");
-      // The process behind the flow (it had exited by the time of the event).
-      assert.equal(v4.pid, listedPid, JSON.stringify(v4));
-      assert.equal(v4.executable, "/usr/bin/bash");
-      assert.equal((v4.details as { attribution: string }).attribution, "socket");
-      // A connection closed within a millisecond is reported with the flow,
-      // but its process is often gone before it can be found.
-      assert.ok(["socket", "no-socket", "no-process"].includes(String(
-        (v6.details as { attribution: string }).attribution,
-      )));
-      assert.notEqual(unlistedPid, listedPid);
+      assert.ok(!all.some((e) => e.pid === unlistedPid));
       const status = JSON.parse((await d.amp(["status", "--json"])).stdout);
       assert.equal(status.dfc.lists[0].malformed, 1, "the malformed line is reported");
-      assert.ok(status.dfc.flows >= 3);
+      assert.ok(status.dfc.flows >= 5);
+      assert.equal(status.dfc.connectAudit?.on, true, JSON.stringify(status.dfc));
       const text = (await d.amp(["status"])).stdout;
-      assert.match(text, /^DFC: +on \(audit\), lists test-drop 2;/m);
+      assert.match(
+        text,
+        /^DFC: +on \(audit\), lists test-drop 2;.*; connect audit on \(\d+ named\)$/m,
+      );
+    } finally {
+      await d?.stop();
+      await tearDown(listener);
+    }
+  },
+});
+
+Deno.test({
+  name: "amp daemon under a block policy resets a connection to a listed address",
+  ignore,
+  async fn() {
+    let listener: Deno.ChildProcess | undefined;
+    let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
+    try {
+      listener = await setUp();
+      d = await startDaemon({
+        config: { dfc: { netns: NS_A, trackFlows: true } },
+        policy: {
+          id: 2,
+          name: "Block Policy for Linux",
+          mode: { network: "block" },
+          dfc: { lists: [{ name: "test-drop", file: "/etc/amp/lists/drop.txt" }] },
+        },
+        prepare: async () => {},
+      });
+      await Deno.writeTextFile(`${d.root}/etc/amp/lists/drop.txt`, "198.51.100.2\n");
+      d.process.kill("SIGHUP");
+      await waitFor("DFC on", async () => {
+        const s = JSON.parse((await d!.amp(["status", "--json"])).stdout);
+        return s.dfc?.on && s.dfc.lists[0]?.entries === 1 ? s : undefined;
+      }, 10_000);
+      // The client waits up to 5 s for data that never comes; the reset ends
+      // its wait early with an error.
+      const started = performance.now();
+      const out = await new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          NS_A,
+          "bash",
+          "-c",
+          `echo $$; exec 3<>/dev/tcp/198.51.100.2/${PORT}; read -t 5 -u 3; echo "read=$?"`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const elapsed = performance.now() - started;
+      const [pidLine, readLine] = new TextDecoder().decode(out.stdout).trim().split("\n");
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.ok(elapsed < 4_000, `the connection was not reset: ${elapsed} ms, ${stderr}`);
+      // 142 would be the timeout; a reset read fails with 1 (bash prints the error).
+      assert.equal(readLine, "read=1", stderr);
+      assert.match(stderr, /Software caused connection abort|Connection reset/);
+      const [e] = await waitFor("the DFC event", async () => {
+        const all = (await events(d!)).filter((x) => x.type === "DFC Threat Detected");
+        return all.length >= 1 ? all : undefined;
+      }, 10_000);
+      assert.equal(e.action, "blocked", JSON.stringify(e));
+      assert.equal(e.pid, Number(pidLine));
+      assert.equal(e.remoteAddress, "198.51.100.2");
+      const status = JSON.parse((await d.amp(["status", "--json"])).stdout);
+      assert.equal(status.dfc.blocked, 1);
+      assert.equal(status.dfc.action, "block");
     } finally {
       await d?.stop();
       await tearDown(listener);

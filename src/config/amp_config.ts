@@ -72,6 +72,13 @@ export const AmpConfigSchema = z.strictObject({
      * whose firewall does not use conntrack reports no flows.
      */
     trackFlows: z.boolean().default(true),
+    /**
+     * Name the process of a connection that closed before its flow was read
+     * (a one-shot client) from audit records of connect(): two audit rules
+     * keyed `amp-dfc` while the daemon runs (with auditd they also land in
+     * its log). Off: such flows are reported without a process.
+     */
+    connectAudit: z.boolean().default(true),
   }).prefault({}),
   /** What `amp install` set up, so that disable, enable and uninstall undo exactly that. */
   service: z.strictObject({

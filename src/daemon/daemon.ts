@@ -578,8 +578,21 @@ export class Daemon {
     const c = this.#config.dfc;
     let source: ConntrackFlowSource;
     try {
-      source = await ConntrackFlowSource.open({ netns: c.netns, trackFlows: c.trackFlows });
+      source = await ConntrackFlowSource.open({
+        netns: c.netns,
+        trackFlows: c.trackFlows,
+        connectAudit: c.connectAudit,
+      });
       this.#faults.delete("dfc");
+      const audit = source.connectAudit;
+      if (audit && !audit.on) {
+        this.#log.warning(
+          `DFC: connect audit unavailable (${audit.error}): processes that close their ` +
+            "connection at once are reported without a name",
+        );
+      } else if (audit?.enabledByUs) {
+        this.#log.notice("DFC: kernel audit was off; enabled while amp runs (connect rules)");
+      }
     } catch (error) {
       this.#fault("dfc", `DFC unavailable: ${message(error)}`);
       return;
@@ -908,6 +921,8 @@ export class Daemon {
           error: l.error,
         })),
         lost: this.#dfc?.lost ?? 0,
+        connectAudit: this.#dfc?.source.connectAudit,
+        joined: this.#dfc?.source.stats.joined ?? 0,
         ...(this.#dfc?.correlator.stats ??
           { flows: 0, matches: 0, events: 0, suppressed: 0, blocked: 0, blockFailures: 0 }),
       },

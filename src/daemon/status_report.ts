@@ -68,6 +68,10 @@ export interface StatusReport {
     blocked: number;
     blockFailures: number;
     lost: number;
+    /** Whether connect audit records name the processes of closed connections (absent: not asked for). */
+    connectAudit?: { on: boolean; enabledByUs?: boolean; error?: string };
+    /** Flows whose process came from a connect record. */
+    joined: number;
   };
   quarantine: { files: number };
   cache: { entries: number; bytes: number };
@@ -125,7 +129,13 @@ export function formatStatus(r: StatusReport): string[] {
       r.dfc.on
         ? `on (${r.dfc.action}), lists ${
           r.dfc.lists.map((l) => `${l.name} ${l.entries}`).join(", ")
-        }; ${r.dfc.flows} flows, ${r.dfc.events} detections, ${r.dfc.lost} lost`
+        }; ${r.dfc.flows} flows, ${r.dfc.events} detections, ${r.dfc.lost} lost${
+          r.dfc.connectAudit === undefined
+            ? ""
+            : r.dfc.connectAudit.on
+            ? `; connect audit on (${r.dfc.joined} named)`
+            : "; connect audit off"
+        }`
         : r.dfc.lists.length === 0
         ? "off (no IP lists in the policy)"
         : "off (see faults)"

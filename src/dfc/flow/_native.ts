@@ -65,9 +65,21 @@ import {
   SOCKADDR_NL,
   SOL_SOCKET,
 } from "../../../ffi/netlink.ts";
+import { AUDIT, AUDIT_NLGRP, NETLINK_AUDIT } from "../../../ffi/audit.ts";
+import { bytesEqual } from "../../sys/byte_path.ts";
 import { errno, strerror } from "../../sys/libc.ts";
 import { SysError } from "../../sys/sys_error.ts";
 import { readProcessInfo } from "../../protect/process_info.ts";
+import {
+  type AuditMessage,
+  auditRequest,
+  ConnectJoiner,
+  type ConnectRecord,
+  ConnectRecordCollector,
+  connectRuleSet,
+  enableRequest,
+  parseAuditMessages,
+} from "./audit_connect.ts";
 import { type FlowEvent, type FlowRecord, parseConntrackEvents } from "./conntrack_events.ts";
 import {
   type DiagAnswer,
@@ -85,6 +97,7 @@ const EAGAIN = 11;
 const ENOBUFS = 105;
 const ENOENT = 2;
 const EOPNOTSUPP = 95;
+const EEXIST = 17;
 
 /** The nftables table `trackFlows` installs. */
 export const TRACK_TABLE = "amp_flow";
@@ -104,8 +117,17 @@ function fail(syscall: string, detail?: string): never {
 
 /** What the reader worker posts. */
 export type ReaderMessage =
-  | { type: "ready" }
-  | { type: "records"; records: FlowRecord[]; events: number; lost: number; unknown: number }
+  | { type: "ready"; audit?: ConnectAuditState }
+  | {
+    type: "records";
+    records: FlowRecord[];
+    events: number;
+    lost: number;
+    unknown: number;
+    /** Flows given their process by a connect record, and audit records lost (ENOBUFS). */
+    joined: number;
+    auditLost: number;
+  }
   | { type: "error"; message: string }
   | { type: "done" };
 
@@ -117,6 +139,19 @@ export interface ReaderStart {
   trackFlows: boolean;
   /** Attribute each TCP and UDP flow to its socket and process (see `attributeFlow`). */
   attribute: boolean;
+  /** Also read the audit records of connect() (see `audit_connect.ts`); needs `attribute`. */
+  connectAudit: boolean;
+  /** How long a flow without a process waits for its connect record (ms). */
+  connectWaitMs?: number;
+}
+
+/** Whether the connect records are read, and why not. */
+export interface ConnectAuditState {
+  on: boolean;
+  /** Audit was off and amp turned it on (and turns it off at close). */
+  enabledByUs?: boolean;
+  /** Why it is off. */
+  error?: string;
 }
 
 /** Makes the wake eventfd on the JS thread (its errors throw at once). */
@@ -338,7 +373,18 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
   let sock = -1;
   let diag = -1;
   let tracking = false;
+  let audit: AuditConnect | undefined;
   try {
+    let auditState: ConnectAuditState | undefined;
+    if (start.attribute && start.connectAudit) {
+      // Before setns: the kernel sends audit records to the initial namespace's sockets only.
+      try {
+        audit = openAuditConnect();
+        auditState = { on: true, enabledByUs: audit.enabledByUs };
+      } catch (error) {
+        auditState = { on: false, error: error instanceof Error ? error.message : String(error) };
+      }
+    }
     if (start.netns !== undefined) enterNetns(start.netns);
     if (start.trackFlows) {
       runNftables(true);
@@ -346,18 +392,26 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
     }
     sock = openEventSocket(start.receiveBufferBytes);
     if (start.attribute) diag = openDiagSocket();
-    const pollfds = new Uint8Array(POLLFD.size * 2);
+    const fds = [sock, start.wake, ...(audit ? [audit.sock] : [])];
+    const pollfds = new Uint8Array(POLLFD.size * fds.length);
     const pv = new DataView(pollfds.buffer);
-    [sock, start.wake].forEach((fd, i) => {
+    fds.forEach((fd, i) => {
       pv.setInt32(i * POLLFD.size + POLLFD.fd, fd, true);
       pv.setInt16(i * POLLFD.size + POLLFD.events, POLL.IN, true);
     });
     const buf = new Uint8Array(256 * 1024);
-    post({ type: "ready" });
+    const auditBuf = new Uint8Array(64 * 1024);
+    const joiner = new ConnectJoiner({ waitMs: start.connectWaitMs });
+    const collector = new ConnectRecordCollector();
+    let expired = performance.now();
+    post(auditState ? { type: "ready", audit: auditState } : { type: "ready" });
     for (;;) {
-      pv.setInt16(POLLFD.revents, 0, true);
-      pv.setInt16(POLLFD.size + POLLFD.revents, 0, true);
-      if (c.poll_blocking(pollfds, 2n, -1) < 0) {
+      for (let i = 0; i < fds.length; i++) pv.setInt16(i * POLLFD.size + POLLFD.revents, 0, true);
+      const deadline = joiner.deadline;
+      const timeout = deadline === undefined
+        ? -1
+        : Math.max(0, Math.ceil(deadline - performance.now()));
+      if (c.poll_blocking(pollfds, BigInt(fds.length), timeout) < 0) {
         const e = errno();
         if (e === EINTR) continue;
         throw new SysError("poll", e, "netlink conntrack", strerror(e));
@@ -391,8 +445,38 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
         const owners = new Map<number, number | undefined>();
         for (const r of records) if (r.kind === "flow") attributeFlow(diag, r, owners);
       }
-      if (records.length > 0 || unknown > 0) {
-        post({ type: "records", records, events, lost, unknown });
+      let ready: FlowRecord[] = records;
+      let auditLost = 0;
+      const joinedBefore = joiner.joined;
+      if (audit) {
+        const now = performance.now();
+        ready = [];
+        // Records first: a flow in this batch may be the one a record waits for, or the reverse.
+        const got = readAuditConnects(audit.sock, collector, auditBuf);
+        auditLost = got.lost;
+        for (const r of records) {
+          ready.push(...(r.kind === "flow" ? joiner.addFlow(r, now) : [r]));
+        }
+        for (const record of got.records) ready.push(...joiner.addRecord(record, now));
+        ready.push(...joiner.due(now));
+        for (const r of ready) {
+          if (r.kind === "flow" && r.attribution === "connect") enrichFromProc(r);
+        }
+        if (now - expired > 1_000) {
+          joiner.expire(now);
+          expired = now;
+        }
+      }
+      if (ready.length > 0 || unknown > 0 || auditLost > 0) {
+        post({
+          type: "records",
+          records: ready,
+          events,
+          lost,
+          unknown,
+          joined: joiner.joined - joinedBefore,
+          auditLost,
+        });
       }
     }
   } catch (error) {
@@ -400,6 +484,7 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
   } finally {
     if (sock >= 0) c.close(sock);
     if (diag >= 0) c.close(diag);
+    if (audit) closeAuditConnect(audit);
     if (tracking) {
       try {
         runNftables(false);
@@ -410,6 +495,175 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
     c.close(start.wake);
     post({ type: "done" });
   }
+}
+
+/**
+ * A flow named by its connect record: if the process still runs the same
+ * executable, /proc adds what the record lacks (the parent's executable,
+ * the whole command line).
+ */
+function enrichFromProc(flow: FlowEvent): void {
+  const p = flow.process;
+  if (!p?.executable) return;
+  const live = readProcessInfo(p.pid);
+  if (live.executable && bytesEqual(live.executable, p.executable)) {
+    flow.process = { ...p, ...live };
+  }
+}
+
+/** The audit connect records' socket and how to undo what it changed. */
+export interface AuditConnect {
+  sock: number;
+  /** The rules amp added (to delete at close). */
+  rules: Uint8Array[];
+  /** Audit was disabled and amp enabled it (disable it again at close). */
+  enabledByUs: boolean;
+}
+
+let auditSeq = 0;
+
+/** Sends one audit request and waits for its ack (and answer); returns the answer or throws the error. */
+function auditCommand(sock: number, type: number, payload?: Uint8Array): AuditMessage[] {
+  const c = lib();
+  const seq = ++auditSeq;
+  const message = auditRequest(type, seq, payload);
+  const to = sockaddr(0);
+  if (
+    Number(c.sendto(sock, message, BigInt(message.length), 0, to, to.length)) !== message.length
+  ) {
+    fail("sendto", "audit");
+  }
+  const buf = new Uint8Array(16 * 1024);
+  const answers: AuditMessage[] = [];
+  for (;;) {
+    const n = Number(c.recv(sock, buf, BigInt(buf.length), 0));
+    if (n < 0) {
+      if (errno() === EINTR) continue;
+      fail("recv", "audit");
+    }
+    for (const m of parseAuditMessages(buf.subarray(0, n))) {
+      if (m.kind === "status" && m.seq === seq) answers.push(m);
+      if (m.kind === "ack" && m.seq === seq) {
+        if (m.error !== 0) {
+          throw new SysError("audit", m.error, `request ${type}`, strerror(m.error));
+        }
+        // GET answers before its ack; the others are acked only
+        if (type !== AUDIT.GET || answers.length > 0) return answers;
+      }
+    }
+    if (type === AUDIT.GET && answers.length > 0) return answers;
+  }
+}
+
+/**
+ * Opens the audit socket of the calling thread's (initial) network
+ * namespace, joins the read-only multicast group, enables audit if it was
+ * off and adds amp's connect rules (see `audit_connect.ts`). Throws, having
+ * undone its steps, when any of that is refused.
+ */
+export function openAuditConnect(): AuditConnect {
+  const rules = connectRuleSet();
+  if (!rules) throw new Error(`no audit connect rule for the ${Deno.build.arch} architecture`);
+  const c = lib();
+  // Control requests go on their own socket, so that multicast records do not mix with acks.
+  const control = c.socket(AF_NETLINK, SOCK_RAW | SOCK.CLOEXEC, NETLINK_AUDIT);
+  if (control < 0) fail("socket", "AF_NETLINK/NETLINK_AUDIT");
+  const done: AuditConnect = { sock: -1, rules: [], enabledByUs: false };
+  try {
+    const sock = c.socket(AF_NETLINK, SOCK_RAW | SOCK.NONBLOCK | SOCK.CLOEXEC, NETLINK_AUDIT);
+    if (sock < 0) fail("socket", "AF_NETLINK/NETLINK_AUDIT");
+    done.sock = sock;
+    const v = new Uint8Array(4);
+    new DataView(v.buffer).setInt32(0, 4 * 1024 * 1024, true);
+    if (c.setsockopt(sock, SOL_SOCKET, SO.RCVBUFFORCE, v, 4) !== 0) {
+      c.setsockopt(sock, SOL_SOCKET, SO.RCVBUF, v, 4);
+    }
+    const addr = sockaddr(1 << (AUDIT_NLGRP.READLOG - 1));
+    if (c.bind(sock, addr, addr.length) !== 0) fail("bind", "audit multicast group readlog");
+    const status = auditCommand(control, AUDIT.GET)[0];
+    if (status?.kind === "status" && status.enabled === 2) {
+      throw new Error("audit rules are locked (enabled 2): cannot add the connect rules");
+    }
+    if (status?.kind === "status" && status.enabled === 0) {
+      auditCommand(control, AUDIT.SET, enableRequest(1));
+      done.enabledByUs = true;
+    }
+    for (const rule of rules) {
+      try {
+        auditCommand(control, AUDIT.ADD_RULE, rule);
+      } catch (error) {
+        // EEXIST: left by an amp that did not stop cleanly; it is ours to delete
+        if (!(error instanceof SysError && error.errno === EEXIST)) throw error;
+      }
+      done.rules.push(rule);
+    }
+    return done;
+  } catch (error) {
+    closeAuditConnect(done, control);
+    throw error;
+  } finally {
+    c.close(control);
+  }
+}
+
+/** Removes amp's rules, disables audit if amp enabled it, closes the socket. Never throws. */
+export function closeAuditConnect(a: AuditConnect, control?: number): void {
+  const c = lib();
+  const own = control === undefined;
+  const ctl = own ? c.socket(AF_NETLINK, SOCK_RAW | SOCK.CLOEXEC, NETLINK_AUDIT) : control;
+  if (ctl >= 0) {
+    for (const rule of a.rules) {
+      try {
+        auditCommand(ctl, AUDIT.DEL_RULE, rule);
+      } catch {
+        // already gone (an administrator's auditctl -D): nothing to undo
+      }
+    }
+    if (a.enabledByUs) {
+      try {
+        auditCommand(ctl, AUDIT.SET, enableRequest(0));
+      } catch {
+        // locked since, or refused: left enabled
+      }
+    }
+    if (own) c.close(ctl);
+  }
+  a.rules = [];
+  a.enabledByUs = false;
+  if (a.sock >= 0) c.close(a.sock);
+  a.sock = -1;
+}
+
+/** Reads every pending datagram of the audit socket into the collector; returns completed connects. */
+export function readAuditConnects(
+  sock: number,
+  collector: ConnectRecordCollector,
+  buf: Uint8Array<ArrayBuffer>,
+): { records: ConnectRecord[]; lost: number } {
+  const c = lib();
+  const records: ConnectRecord[] = [];
+  let lost = 0;
+  for (;;) {
+    const n = Number(c.recv(sock, buf, BigInt(buf.length), MSG_DONTWAIT));
+    if (n > 0) {
+      for (const m of parseAuditMessages(buf.subarray(0, n))) {
+        if (m.kind !== "record") continue;
+        const r = collector.add(m.type, m.text);
+        if (r) records.push(r);
+      }
+      continue;
+    }
+    if (n === 0) break;
+    const e = errno();
+    if (e === EINTR) continue;
+    if (e === EAGAIN) break;
+    if (e === ENOBUFS) {
+      lost++;
+      continue;
+    }
+    throw new SysError("recv", e, "netlink audit", strerror(e));
+  }
+  return { records, lost };
 }
 
 /** A `NETLINK_SOCK_DIAG` socket of the calling thread's network namespace (blocking: the kernel answers at once). */

@@ -54,7 +54,8 @@ export interface FlowEvent {
    * found (`socket` and `process` set); "no-process" — the socket was found
    * but no process holds it any more (`socket` set); "no-socket" — sock_diag
    * knows no socket for the tuple (closed already, or a time-wait or orphaned
-   * one without an inode).
+   * one without an inode); "connect" — the socket was gone, and the process
+   * comes from the audit record of its `connect()` (see `audit_connect.ts`).
    */
   attribution?: FlowAttribution;
   /** The flow's local socket (`inet_diag_msg`): its inode and owner uid. */
@@ -64,7 +65,7 @@ export interface FlowEvent {
 }
 
 /** See {@linkcode FlowEvent.attribution}. */
-export type FlowAttribution = "socket" | "no-socket" | "no-process";
+export type FlowAttribution = "socket" | "connect" | "no-socket" | "no-process";
 
 /** Events were lost: the socket buffer overflowed (ENOBUFS) or the queue was full. */
 export interface FlowOverflow {

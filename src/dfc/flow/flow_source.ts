@@ -10,7 +10,9 @@
  * tuple, then /proc/PID/fd for `socket:[inode]`, then /proc/PID facts),
  * because both may be gone milliseconds later; see `FlowEvent.attribution`.
  * It costs one /proc scan per batch at worst (newest pids first, stopping at
- * the first match); turn it off with `attributeProcesses: false`.
+ * the first match); turn it off with `attributeProcesses: false`. A client
+ * that has already closed its socket is named from the audit record of its
+ * `connect()` when `connectAudit` is on (see `audit_connect.ts`).
  *
  * Blocking: `destroySocket` closes a flow's socket with `SOCK_DESTROY`, on a
  * second worker in the same namespace (the reader's thread is in `poll`).
@@ -19,6 +21,7 @@
  */
 
 import {
+  type ConnectAuditState,
   type DestroyResult,
   lib,
   makeWake,
@@ -30,7 +33,7 @@ import type { DiagWorkerAnswer, DiagWorkerRequest } from "./_diag_worker.ts";
 import type { FlowProtocol, FlowRecord } from "./conntrack_events.ts";
 import type { DiagTuple } from "./sock_diag.ts";
 
-export type { DestroyResult } from "./_native.ts";
+export type { ConnectAuditState, DestroyResult } from "./_native.ts";
 export type { DiagTuple } from "./sock_diag.ts";
 
 export type {
@@ -58,6 +61,15 @@ export interface ConntrackFlowSourceOptions {
   maxQueue?: number;
   /** Name each TCP/UDP flow's socket and process (`FlowEvent.attribution`). Default true. */
   attributeProcesses?: boolean;
+  /**
+   * Also name the process of flows whose socket is gone by the time they are
+   * read, from audit records of `connect()` (adds two audit rules, key
+   * amp-dfc, removed at close; see `audit_connect.ts`). If audit refuses,
+   * the source runs without it and `connectAudit` says why. Default false.
+   */
+  connectAudit?: boolean;
+  /** How long a flow without a process waits for its connect record (ms). Default 150. */
+  connectWaitMs?: number;
 }
 
 /** Counters of a {@linkcode ConntrackFlowSource}. */
@@ -68,6 +80,10 @@ export interface FlowSourceStats {
   lost: number;
   /** Messages or attributes skipped as short, malformed or unknown. */
   unknown: number;
+  /** Flows whose process came from a connect record. */
+  joined: number;
+  /** Times audit records were lost (ENOBUFS). */
+  auditLost: number;
 }
 
 /**
@@ -89,7 +105,8 @@ export class ConntrackFlowSource {
   readonly #worker: Worker;
   readonly #wake: number;
   readonly #queue: BatchQueue<FlowRecord>;
-  readonly #stats: FlowSourceStats = { events: 0, lost: 0, unknown: 0 };
+  readonly #stats: FlowSourceStats = { events: 0, lost: 0, unknown: 0, joined: 0, auditLost: 0 };
+  #audit: ConnectAuditState | undefined;
   readonly #finished: Promise<void>;
   readonly #ready: Promise<void>;
   readonly #netns: string | undefined;
@@ -112,11 +129,15 @@ export class ConntrackFlowSource {
     });
     this.#worker.onmessage = (e: MessageEvent<ReaderMessage>) => {
       const m = e.data;
-      if (m.type === "ready") ready();
-      else if (m.type === "records") {
+      if (m.type === "ready") {
+        this.#audit = m.audit;
+        ready();
+      } else if (m.type === "records") {
         this.#stats.events += m.events;
         this.#stats.lost += m.lost;
         this.#stats.unknown += m.unknown;
+        this.#stats.joined += m.joined;
+        this.#stats.auditLost += m.auditLost;
         if (m.records.length > 0 && this.#queue.push(m.records)) this.#stats.lost++;
       } else if (m.type === "error") {
         const error = new Error(`Conntrack flow reader failed: ${m.message}`);
@@ -154,7 +175,9 @@ export class ConntrackFlowSource {
       receiveBufferBytes: options.receiveBufferBytes ?? 8 * 1024 * 1024,
       trackFlows: options.trackFlows ?? false,
       attribute: options.attributeProcesses ?? true,
+      connectAudit: options.connectAudit ?? false,
     };
+    if (options.connectWaitMs !== undefined) start.connectWaitMs = options.connectWaitMs;
     if (options.netns !== undefined) start.netns = options.netns;
     const source = new ConntrackFlowSource(start, options.maxQueue ?? 4096);
     try {
@@ -165,6 +188,11 @@ export class ConntrackFlowSource {
     }
     source.#queue.clearError();
     return source;
+  }
+
+  /** Whether connect records are read (undefined when not asked for), and why not. */
+  get connectAudit(): ConnectAuditState | undefined {
+    return this.#audit ? { ...this.#audit } : undefined;
   }
 
   /** Counters since open. */
