@@ -34,10 +34,14 @@ export function makeUpdateCommand(io: CommandIo = defaultIo): Command {
         "     auto       freshclam when it is installed, else download (the default)\n" +
         "   Without update.mirror nothing is downloaded (ClamAV's public mirrors are\n" +
         "   never contacted unless you name them).\n" +
-        "3. Reload: when the signatures changed and the daemon runs, it reloads them\n" +
-        "   (and records Definitions Updated).",
+        "3. IP lists: the policy's DFC lists that have a url are downloaded into their\n" +
+        "   files (default /var/lib/amp/dfc/NAME.list), conditionally (ETag), checked\n" +
+        "   (a download without a single address keeps the old list) and replaced\n" +
+        "   atomically.\n" +
+        "4. Reload: when the signatures or a list changed and the daemon runs, it\n" +
+        "   reloads them (and records Definitions Updated for signatures).",
     )
-    .option("--json", "print one JSON object: policy, signatures, daemon, durationMs")
+    .option("--json", "print one JSON object: policy, signatures, ipLists, daemon, durationMs")
     .option("--root <dir>", "host root for amp's files (config, lock, log, socket)", "/")
     .option("--db-dir <dir>", "signature directory instead of amp.json's clamav.dbDir")
     .addHelpText(
@@ -45,6 +49,8 @@ export function makeUpdateCommand(io: CommandIo = defaultIo): Command {
       `
 amp.json:
   { "update": { "mirror": "https://mirror.example/clamav", "method": "download" } }
+policy.json, a DFC list that amp update fetches:
+  { "dfc": { "lists": [{ "name": "drop", "url": "https://lists.example/drop.txt" }] } }
 
 Exit status: 0 done or nothing to do (also when another update is running),
 1 a step failed (the message says which), 2 usage or amp.json error.
@@ -88,6 +94,14 @@ export function formatUpdateReport(report: UpdateReport): string[] {
     : report.daemon === "failed"
     ? `reload failed: ${report.daemonError}`
     : report.daemon;
+  for (const l of report.ipLists ?? []) {
+    lines.push(
+      `IP list:    ${l.name}: ${l.status}${
+        l.entries !== undefined ? ` (${l.entries} entries, ${l.malformed} malformed)` : ""
+      }${l.detail ? `: ${l.detail}` : ""}`,
+    );
+  }
+  if (report.ipListsError) lines.push(`IP lists:   ${report.ipListsError}`);
   lines.push(`Daemon:     ${daemon}`);
   lines.push(`Done in ${(report.durationMs / 1000).toFixed(1)} s (log: ${report.log})`);
   return lines;
@@ -95,6 +109,9 @@ export function formatUpdateReport(report: UpdateReport): string[] {
 
 function failureLine(report: UpdateReport): string {
   if (report.signatures?.error) return report.signatures.message;
+  if (report.ipListsError) return report.ipListsError;
+  const list = report.ipLists?.find((l) => l.status === "failed");
+  if (list) return `IP list ${list.name}: ${list.detail}`;
   if (report.daemon === "failed") return `daemon reload failed: ${report.daemonError}`;
   return report.message ?? "update failed";
 }

@@ -7,6 +7,7 @@
  */
 
 import { resolveUnderRoot } from "../policy/load_policy.ts";
+import { redactUrl } from "../support/redact.ts";
 import type { IpListSource } from "../policy/schema.ts";
 import { IpMatcher } from "./ip_list.ts";
 import { type IpListIssue, type ParsedIpList, parseIpList } from "./ip_list_parse.ts";
@@ -59,7 +60,11 @@ export async function loadIpLists(
         malformed: 0,
         problems: [],
         hostBitsCleared: 0,
-        error: error instanceof Error ? error.message : String(error),
+        error: source.url && error instanceof Deno.errors.NotFound
+          ? `not downloaded yet: amp update fetches it from ${redactUrl(source.url)}`
+          : error instanceof Error
+          ? error.message
+          : String(error),
       });
       continue;
     }

@@ -97,7 +97,10 @@ export const ProcessExclusionSchema = z.strictObject({
  */
 export const IpListSourceSchema = z.strictObject({
   name: z.string().trim().min(1).regex(/^[\w.-]+$/, "Use letters, digits, dot, dash, underscore"),
-  file: absolutePath,
+  /** The list's file; for a `url` list, where `amp update` keeps it (default /var/lib/amp/dfc/NAME.list). */
+  file: absolutePath.optional(),
+  /** Where `amp update` downloads the list from (http or https). */
+  url: z.url({ protocol: /^https?$/ }).optional(),
   format: z.enum(["lines", "csv"]).default("lines"),
   /** CSV only: the column (zero-based index or header name). */
   column: z.union([z.number().int().nonnegative(), z.string().min(1)]).optional(),
@@ -106,7 +109,13 @@ export const IpListSourceSchema = z.strictObject({
 }).refine((l) => l.format !== "csv" || l.column !== undefined, {
   message: "A csv list needs a column (index or header name)",
   path: ["column"],
-});
+}).refine((l) => l.file !== undefined || l.url !== undefined, {
+  message: "A list needs a file, a url, or both",
+  path: ["file"],
+}).transform((l) => ({ ...l, file: l.file ?? `${IP_LIST_DIR}/${l.name}.list` }));
+
+/** Where `amp update` keeps downloaded DFC lists that name no file. */
+export const IP_LIST_DIR = "/var/lib/amp/dfc";
 
 /** A connector policy, as found in `/etc/amp/policy.json` or fetched from the cloud. */
 export const PolicySchema = z.strictObject({

@@ -10,8 +10,10 @@
  * 4. **signatures** from `update.mirror` into `clamav.dbDir`, through
  *    freshclam or amp's own download; the signature directory's fingerprint
  *    before and after tells whether anything changed,
- * 5. **reload** of the daemon, when something changed and a daemon runs (it
- *    then raises Definitions Updated).
+ * 5. **IP lists**: the policy's DFC lists that have a `url`, downloaded into
+ *    their files (see `ip_list_download.ts`),
+ * 6. **reload** of the daemon, when something changed and a daemon runs (it
+ *    then raises Definitions Updated for new signatures, and loads new lists).
  *
  * Without `update.mirror` nothing is downloaded: freshclam's default would be
  * ClamAV's public mirrors, which an administrator has to choose explicitly.
@@ -25,7 +27,8 @@ import { readSignatureSet } from "../engine/clamav/clamav_engine.ts";
 import { DaemonUnavailableError } from "../ipc/ipc_errors.ts";
 import { FileSink } from "../log/file_sink.ts";
 import { Logger } from "../log/logger.ts";
-import { resolveUnderRoot } from "../policy/load_policy.ts";
+import { loadPolicy, resolveUnderRoot } from "../policy/load_policy.ts";
+import { downloadIpLists, type IpListDownload } from "./ip_list_download.ts";
 import { redactUrl } from "../support/redact.ts";
 import { findExecutable, runFreshclam } from "./freshclam.ts";
 import {
@@ -85,6 +88,9 @@ export interface UpdateReport {
   pid?: number;
   policy?: PolicyStep;
   signatures?: SignatureStep;
+  /** The policy's DFC lists with a URL, or why they were not fetched. */
+  ipLists?: IpListDownload[];
+  ipListsError?: string;
   daemon?: "reloaded" | "not running" | "not needed" | "failed";
   daemonError?: string;
   /** Signatures the daemon reported after its reload. */
@@ -138,18 +144,26 @@ export async function runUpdate(options: UpdateOptions = {}): Promise<UpdateRepo
       }
       const policy = policyStep(config, log);
       const signatures = await signatureStep(config, options, log);
+      const lists = await ipListStep(root, log);
+      const listsFailed = lists.error !== undefined ||
+        lists.results.some((r) => r.status === "failed");
+      const listsChanged = lists.results.some((r) => r.status === "updated");
       const report: Omit<UpdateReport, "durationMs" | "log"> = {
         status: "done",
         policy,
         signatures,
+        ipLists: lists.results,
         daemon: "not needed",
-        exitCode: signatures.error ? 1 : 0,
+        exitCode: signatures.error || listsFailed ? 1 : 0,
       };
+      if (lists.error) report.ipListsError = lists.error;
       // A reload that failed last time is owed even when nothing changed since.
       const pendingFile = resolveUnderRoot(root, RELOAD_PENDING_PATH);
       const owed = await Deno.lstat(pendingFile).then(() => true, () => false);
-      if (signatures.changed || owed) {
-        if (owed && !signatures.changed) log.notice("A daemon reload failed last time: retrying");
+      if (signatures.changed || listsChanged || owed) {
+        if (owed && !signatures.changed && !listsChanged) {
+          log.notice("A daemon reload failed last time: retrying");
+        }
         const reload = await reloadDaemon(root, log);
         report.daemon = reload.daemon;
         if (reload.error) report.daemonError = reload.error;
@@ -161,7 +175,7 @@ export async function runUpdate(options: UpdateOptions = {}): Promise<UpdateRepo
           await Deno.remove(pendingFile).catch(() => {});
         }
       } else {
-        log.info("Signatures unchanged: no reload needed");
+        log.info("Signatures and IP lists unchanged: no reload needed");
       }
       log[report.exitCode === 0 ? "notice" : "error"](
         `Update finished: ${report.exitCode === 0 ? "ok" : "a step failed"}`,
@@ -176,6 +190,25 @@ export async function runUpdate(options: UpdateOptions = {}): Promise<UpdateRepo
   } finally {
     await log.close();
   }
+}
+
+async function ipListStep(
+  root: string,
+  log: Logger,
+): Promise<{ results: IpListDownload[]; error?: string }> {
+  let sources;
+  try {
+    sources = (await loadPolicy({ root })).policy.dfc.lists;
+  } catch (error) {
+    const text = `IP lists not updated: the policy cannot be read: ${message(error)}`;
+    log.error(text);
+    return { results: [], error: text };
+  }
+  if (!sources.some((s) => s.url)) {
+    log.info("IP lists: the policy names no list URL");
+    return { results: [] };
+  }
+  return { results: await downloadIpLists(sources, { root, log }) };
 }
 
 function policyStep(config: AmpConfig, log: Logger): PolicyStep {

@@ -1,0 +1,186 @@
+/**
+ * The DFC lists a policy names by URL, fetched by `amp update` into their
+ * files (by default `/var/lib/amp/dfc/NAME.list`). Each download is
+ * conditional (the last answer's ETag and Last-Modified are kept beside the
+ * list in `NAME.list.meta.json`), parsed before it replaces anything, and
+ * written by rename, so the daemon never reads half a list:
+ *
+ * - 304 Not Modified, or the same bytes → unchanged;
+ * - a list with malformed lines is installed and the count reported (as when
+ *   the daemon loads a file);
+ * - a download with no entry at all, an HTTP error or a network error keeps
+ *   the list in place and is reported as failed (a truncated or error page
+ *   must not empty a blocklist).
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { parseIpList } from "../dfc/ip_list_parse.ts";
+import type { Logger } from "../log/logger.ts";
+import { resolveUnderRoot } from "../policy/load_policy.ts";
+import type { IpListSource } from "../policy/schema.ts";
+import { redactUrl } from "../support/redact.ts";
+import { errorMessage as message } from "../sys/sys_error.ts";
+
+/** Largest list accepted (bytes): FireHOL's biggest sets are a few MB. */
+export const MAX_LIST_BYTES = 64 * 1024 * 1024;
+
+/** What happened to one list. */
+export interface IpListDownload {
+  name: string;
+  /** The URL, credentials removed. */
+  url: string;
+  file: string;
+  status: "updated" | "unchanged" | "failed";
+  entries?: number;
+  malformed?: number;
+  detail?: string;
+}
+
+interface Meta {
+  etag?: string;
+  lastModified?: string;
+}
+
+/** Options of {@linkcode downloadIpLists}. */
+export interface DownloadIpListsOptions {
+  root: string;
+  log?: Logger;
+  /** Per-request timeout (ms); default 60 s. */
+  timeoutMs?: number;
+}
+
+/** Fetches every list that has a `url`; never throws (a failure is a result). */
+export async function downloadIpLists(
+  sources: readonly IpListSource[],
+  options: DownloadIpListsOptions,
+): Promise<IpListDownload[]> {
+  const out: IpListDownload[] = [];
+  for (const source of sources) {
+    if (!source.url) continue;
+    const r = await downloadOne(source, source.url, options);
+    options.log?.[r.status === "failed" ? "error" : "notice"](
+      `DFC list ${r.name}: ${r.status}${
+        r.entries !== undefined ? ` (${r.entries} entries, ${r.malformed} malformed)` : ""
+      }${r.detail ? `: ${r.detail}` : ""}`,
+    );
+    out.push(r);
+  }
+  return out;
+}
+
+async function readMeta(file: string): Promise<Meta> {
+  try {
+    const m = JSON.parse(await Deno.readTextFile(`${file}.meta.json`));
+    return typeof m === "object" && m !== null ? m as Meta : {};
+  } catch {
+    return {};
+  }
+}
+
+async function downloadOne(
+  source: IpListSource,
+  url: string,
+  options: DownloadIpListsOptions,
+): Promise<IpListDownload> {
+  const file = resolveUnderRoot(options.root, source.file);
+  const result: IpListDownload = {
+    name: source.name,
+    url: redactUrl(url),
+    file,
+    status: "failed",
+  };
+  const present = await Deno.lstat(file).then(() => true, () => false);
+  const meta = present ? await readMeta(file) : {};
+  const headers = new Headers();
+  if (meta.etag) headers.set("If-None-Match", meta.etag);
+  if (meta.lastModified) headers.set("If-Modified-Since", meta.lastModified);
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      headers,
+      signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+    });
+  } catch (error) {
+    result.detail = `cannot fetch: ${message(error)}; keeping the list in place`;
+    return result;
+  }
+  if (response.status === 304) {
+    await response.body?.cancel();
+    result.status = "unchanged";
+    return result;
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    result.detail = `HTTP ${response.status}; keeping the list in place`;
+    return result;
+  }
+  const declared = Number(response.headers.get("content-length") ?? "0");
+  if (declared > MAX_LIST_BYTES) {
+    await response.body?.cancel();
+    result.detail = `too large (${declared} bytes, at most ${MAX_LIST_BYTES})`;
+    return result;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    result.detail = `download broke off: ${message(error)}; keeping the list in place`;
+    return result;
+  }
+  if (bytes.length > MAX_LIST_BYTES) {
+    result.detail = `too large (${bytes.length} bytes, at most ${MAX_LIST_BYTES})`;
+    return result;
+  }
+  const text = new TextDecoder().decode(bytes);
+  const parsed = source.format === "csv"
+    ? parseIpList(source.name, text, {
+      format: "csv",
+      column: source.column!,
+      delimiter: source.delimiter,
+    })
+    : parseIpList(source.name, text);
+  result.entries = parsed.size;
+  result.malformed = parsed.malformed;
+  if (parsed.size === 0) {
+    result.detail = `the download holds no address (${parsed.malformed} malformed lines, ` +
+      `first: ${JSON.stringify(parsed.problems[0]?.text ?? "")}); keeping the list in place`;
+    return result;
+  }
+  const next: Meta = {};
+  const etag = response.headers.get("etag");
+  const lastModified = response.headers.get("last-modified");
+  if (etag) next.etag = etag;
+  if (lastModified) next.lastModified = lastModified;
+  try {
+    const old = present ? await Deno.readFile(file) : undefined;
+    const same = old !== undefined && old.length === bytes.length &&
+      old.every((b, i) => b === bytes[i]);
+    await Deno.mkdir(dirname(file), { recursive: true, mode: 0o755 });
+    if (!same) await writeAtomically(file, bytes);
+    await writeAtomically(`${file}.meta.json`, new TextEncoder().encode(JSON.stringify(next)));
+    result.status = same ? "unchanged" : "updated";
+  } catch (error) {
+    result.detail = `cannot write ${file}: ${message(error)}`;
+  }
+  return result;
+}
+
+async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${Deno.pid}`;
+  try {
+    await Deno.writeFile(tmp, bytes, { mode: 0o644 });
+    await Deno.chmod(tmp, 0o644);
+    const f = await Deno.open(tmp, { read: true });
+    try {
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, file);
+  } catch (error) {
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+}
