@@ -67,6 +67,8 @@ Prints a markdown table with PASS/MISS and saves it in ${WORK_DIR}/dfc-last-repo
   --rate N         connections per second for the CPU measure (default 2000)
   --cpu-sec N      length of the CPU measure (default 5)
   --skip-list      do not run bench/ip_list_bench.ts
+  --no-connect-audit  run the daemon with dfc.connectAudit off (sock_diag attribution only),
+                   to compare the cost and the attribution rate
   -h, --help       this help`;
 
 const log = (message: string) => console.error(`[bench-dfc] ${message}`);
@@ -217,6 +219,7 @@ async function main(): Promise<number> {
       rate: { type: "string", default: "2000" },
       "cpu-sec": { type: "string", default: "5" },
       "skip-list": { type: "boolean", default: false },
+      "no-connect-audit": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -240,7 +243,8 @@ async function main(): Promise<number> {
         cpus()[0]?.model ?? "?"
       }), Deno ${Deno.version.deno}`,
       `daemon watches netns ${NS_A} (198.51.100.1) → ${NS_B} (${UNLISTED} unlisted, ` +
-      `198.51.100.${LISTED_FIRST}–.${LISTED_FIRST + addresses - 1} listed), port ${PORT}`,
+      `198.51.100.${LISTED_FIRST}–.${LISTED_FIRST + addresses - 1} listed), port ${PORT}, ` +
+      `connect audit ${values["no-connect-audit"] ? "off" : "on"}`,
     ],
     failures: [],
   };
@@ -249,7 +253,9 @@ async function main(): Promise<number> {
   await setUpNetwork();
   log("starting the daemon");
   const d: TestDaemon = await startDaemon({
-    config: { dfc: { netns: NS_A, trackFlows: true } },
+    config: {
+      dfc: { netns: NS_A, trackFlows: true, connectAudit: !values["no-connect-audit"] },
+    },
     policy: {
       id: 1,
       name: "Audit Policy for Linux",

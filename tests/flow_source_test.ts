@@ -186,7 +186,7 @@ Deno.test({
           dstPort: UDP_PORT,
         },
       ]);
-      assert.deepEqual(source.stats, { events: 3, lost: 0, unknown: 0 });
+      assert.deepEqual(source.stats, { events: 3, lost: 0, unknown: 0, joined: 0, auditLost: 0 });
 
       // close() while a next() waits: both end promptly, the waiter with [].
       const pending = source.next();

@@ -647,18 +647,30 @@ export class Daemon {
     const pid = flow.process?.pid;
     if (pid === undefined) return undefined;
     let fd: number;
+    let path: Uint8Array;
     try {
       fd = openat(AT.FDCWD, bytePath(`/proc/${pid}/exe`), O.RDONLY | O.CLOEXEC);
+      try {
+        path = readlink(bytePath(`/proc/${pid}/exe`));
+      } catch (error) {
+        close(fd);
+        throw error;
+      }
     } catch {
-      return undefined;
+      // Gone already (a one-shot client named by its connect record): the
+      // file at the recorded path, best effort.
+      const exe = flow.process?.executable;
+      if (!(exe instanceof Uint8Array)) return undefined;
+      try {
+        fd = openat(AT.FDCWD, exe, O.RDONLY | O.CLOEXEC);
+        path = exe;
+      } catch {
+        return undefined;
+      }
     }
     try {
       const stat = fstat(fd);
-      const result = await this.#scanner.scanFile({
-        fd,
-        path: readlink(bytePath(`/proc/${pid}/exe`)),
-        stat,
-      });
+      const result = await this.#scanner.scanFile({ fd, path, stat });
       const v = result.verdict;
       return {
         sha256: result.sha256,

@@ -387,6 +387,12 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
     }
     if (start.netns !== undefined) enterNetns(start.netns);
     if (start.trackFlows) {
+      // A table left by an amp that did not stop cleanly is replaced, not added to.
+      try {
+        runNftables(false);
+      } catch {
+        // none there (ENOENT)
+      }
       runNftables(true);
       tracking = true;
     }
