@@ -126,6 +126,9 @@ Deno.test({
         const e = dfc.find((x) => x.pid === pid);
         assert.ok(e, `an event naming pid ${pid}: ${JSON.stringify(dfc)}`);
         assert.equal(e.executable, "/usr/bin/bash", JSON.stringify(e));
+        // its parent: this test (`ip netns exec` execs bash), still there after bash exits
+        assert.equal(e.parentExecutable, Deno.execPath(), JSON.stringify(e));
+        assert.match(String(e.commandLine), /^bash -c echo \$\$; exec 3<>\/dev\/(tcp|udp)\//);
         assert.ok(
           ["socket", "connect"].includes((e.details as { attribution: string }).attribution),
           JSON.stringify(e),

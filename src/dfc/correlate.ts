@@ -25,6 +25,7 @@ export interface FlowProcess {
   commandLine?: string;
   uid?: number;
   ppid?: number;
+  parentExecutable?: Uint8Array;
 }
 
 /** A flow with what attribution found. */
@@ -144,6 +145,7 @@ export class FlowCorrelator {
         ? new TextEncoder().encode(p.executable)
         : p?.executable,
       commandLine: p?.commandLine,
+      parentExecutable: p?.parentExecutable,
       sha256: disposition?.sha256,
       detection: disposition?.detection,
       details: {

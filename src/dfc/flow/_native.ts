@@ -69,7 +69,7 @@ import { AUDIT, AUDIT_NLGRP, NETLINK_AUDIT } from "../../../ffi/audit.ts";
 import { bytesEqual } from "../../sys/byte_path.ts";
 import { errno, strerror } from "../../sys/libc.ts";
 import { SysError } from "../../sys/sys_error.ts";
-import { readProcessInfo } from "../../protect/process_info.ts";
+import { readExe, readProcessInfo } from "../../protect/process_info.ts";
 import {
   type AuditMessage,
   auditRequest,
@@ -514,6 +514,10 @@ function enrichFromProc(flow: FlowEvent): void {
   const live = readProcessInfo(p.pid);
   if (live.executable && bytesEqual(live.executable, p.executable)) {
     flow.process = { ...p, ...live };
+  } else if (p.ppid !== undefined && p.ppid > 0) {
+    // Gone: its parent (a shell, a cron job) most often is not.
+    const parent = readExe(p.ppid);
+    if (parent) flow.process = { ...p, parentExecutable: parent };
   }
 }
 
