@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 # verifies the units amp install writes (nothing is started: see policy-rc.d below).
 packages=(libclamav12 libclamav-dev clamav clamav-daemon zip gcc libc6-dev time util-linux rpm
   iproute2 systemd)
+# postgresql, openssl: the private cloud's tests run on a real PostgreSQL server
+# (started below) and over TLS with a test CA made by openssl.
+packages+=(postgresql openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,3 +38,26 @@ npm ci --no-audit --no-fund --loglevel=error
 # The deno package's postinstall places the binary; do it here if scripts were skipped.
 [ -x node_modules/deno/deno ] || node node_modules/deno/install.cjs
 node_modules/deno/deno --version | head -1
+
+# PostgreSQL for the cloud tests (amp cloud serve --db postgres://…): start the
+# cluster apt created (policy-rc.d kept it from starting) and make a role that
+# may create databases, each test making its own. .ci/run exports its URL as
+# AMP_TEST_POSTGRES_URL. Loopback only (Debian's default listen_addresses).
+if [ "$(id -u)" -eq 0 ] && command -v pg_lsclusters >/dev/null; then
+  pg_version=$(pg_lsclusters -h | awk '$2 == "main" { print $1 }' | sort -n | tail -1)
+  if [ -n "$pg_version" ]; then
+    pg_lsclusters -h | awk -v v="$pg_version" '$1 == v && $2 == "main" { print $4 }' | grep -q online ||
+      pg_ctlcluster "$pg_version" main start
+    pg_isready -q -h 127.0.0.1 -t 30
+    su postgres -c "psql -q -v ON_ERROR_STOP=1" <<'SQL'
+do $$ begin
+  if not exists (select 1 from pg_roles where rolname = 'amp_test') then
+    create role amp_test login createdb password 'amp_test';
+  end if;
+end $$;
+SQL
+    su postgres -c "psql -tAc \"select 1 from pg_database where datname = 'amp_test'\"" | grep -q 1 ||
+      su postgres -c "createdb -O amp_test amp_test"
+    echo "setup: PostgreSQL $pg_version running (role amp_test)"
+  fi
+fi

@@ -11,6 +11,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { makeDaemonCommand } from "./daemon_command.ts";
+import { makeCloudCommand } from "./cloud_command.ts";
 import { makeDfcCommand } from "./dfc_command.ts";
 import { makeDisableCommand, makeEnableCommand } from "./disable_command.ts";
 import { makeInstallCommand } from "./install_command.ts";
@@ -54,6 +55,7 @@ export function makeCli(): Command {
   program.addCommand(makeUpdateCommand().exitOverride());
   program.addCommand(makeSupportCommand().exitOverride());
   program.addCommand(makeDfcCommand().exitOverride());
+  program.addCommand(makeCloudCommand().exitOverride());
   program.addCommand(
     makeQuarantineCommand({
       stdout: (text) => console.log(text),

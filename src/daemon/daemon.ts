@@ -8,6 +8,7 @@
  *  3. state      /var/lib/amp: events.db, verdict.cache, quarantine (recovered)
  *  4. policy     policy.json, else the last good one (Policy Update Failure)
  *  5. engines    lists, then ClamAV loaded once (one copy of the signatures)
+ *  5b. cloud     the link to amp.json's cloud, if any (src/daemon/cloud_link.ts)
  *  6. ipc        /run/amp/ampd.sock (refuses to start beside a live daemon)
  *  7. monitor    fanotify: on-access and on-execute (a failure is a fault,
  *                not fatal: scans through the daemon still work)
@@ -67,6 +68,7 @@ import { escapePath } from "../sys/byte_path.ts";
 import { toWire, toWireError } from "./quarantine_wire.ts";
 import { loadPolicyOrLastGood, samePolicy, saveLastGood } from "./policy_keeper.ts";
 import { RealTimeProtection } from "./realtime.ts";
+import { CloudLink, heartbeatFacts } from "./cloud_link.ts";
 import { ScanParamsSchema, ScanService } from "./scan_service.ts";
 import type { StatusReport } from "./status_report.ts";
 import { errorMessage as message } from "../sys/sys_error.ts";
@@ -116,6 +118,7 @@ export class Daemon {
     done?: Promise<void>;
   };
   #processes?: ProcessTable;
+  #cloud?: CloudLink;
   #realtime?: RealTimeProtection;
   #realtimeDone?: Promise<{ droppedSince?: number }>;
   #pendingEvents: AmpEvent[] = [];
@@ -129,7 +132,9 @@ export class Daemon {
   readonly #scanner: FileScanner = {
     scanFile: async (file) => {
       while (this.#swapping) await this.#swapping;
-      return await this.#context.scanFile(file);
+      // The reference order: local cache, offline engines, then the cloud.
+      const result = await this.#context.scanFile(file);
+      return this.#cloud ? await this.#cloud.check(file, result) : result;
     },
   };
   #stopped = Promise.withResolvers<void>();
@@ -166,6 +171,7 @@ export class Daemon {
       ["processes", () => this.#stepProcesses()],
       ["policy", () => this.#stepPolicy()],
       ["engines", () => this.#stepEngines()],
+      ["cloud", () => this.#stepCloud()],
       ["ipc", () => this.#stepIpc()],
       ["monitor", () => this.#stepMonitor()],
       ["dfc", () => this.#stepDfc()],
@@ -365,6 +371,39 @@ export class Daemon {
       convictor: this.#convictor,
       event: (e) => this.#event(e),
       root: this.root,
+    });
+  }
+
+  // 5b. cloud: lookups, heartbeat, policy, event upload, retrospective (see cloud_link.ts).
+  // The link never blocks start-up: the network is used by its own loop, and a
+  // link that cannot be set up (say, an unreadable CA bundle) is a fault, not fatal.
+  async #stepCloud(): Promise<void> {
+    let link: CloudLink;
+    try {
+      link = await this.#openCloudLink();
+    } catch (error) {
+      this.#fault("cloud", `Cloud link unavailable: ${message(error)}`);
+      return;
+    }
+    this.#cloud = link;
+    this.#onTeardown("cloud", async () => {
+      this.#cloud = undefined;
+      await link.close();
+    });
+    link.start();
+  }
+
+  #openCloudLink(): Promise<CloudLink> {
+    return CloudLink.open({
+      root: this.root,
+      config: this.#config.cloud,
+      events: this.#events!,
+      log: this.#log,
+      event: (e) => this.#event(e),
+      policy: () => this.#policy,
+      reload: () => this.reload(),
+      facts: async () => heartbeatFacts(await this.status()),
+      quarantine: () => this.#quarantine,
     });
   }
 
@@ -888,7 +927,8 @@ export class Daemon {
       version: VERSION,
       pid: Deno.pid,
       startedAt: this.#startedAt,
-      status: "Offline",
+      status: this.#cloud?.status ?? "Offline",
+      cloud: this.#cloud?.report(),
       policy: {
         name: this.#policy.name,
         id: this.#policy.id,

@@ -7,6 +7,7 @@
  */
 
 import type { ScanSummary } from "../scan/scan_run.ts";
+import type { CloudReport } from "./cloud_link.ts";
 
 /** A scan running in the daemon, or the last one. */
 export interface ScanState {
@@ -25,8 +26,10 @@ export interface StatusReport {
   version: string;
   pid: number;
   startedAt: number;
-  /** Cloud connection: there is no cloud configured yet, so "Offline". */
+  /** Cloud connection: Offline when amp.json names no cloud. */
   status: "Connected" | "Disconnected" | "Offline";
+  /** The cloud link, when the daemon has one. */
+  cloud?: CloudReport;
   policy: { name: string; id: number; serial: number; source: string };
   mode: { file: "audit" | "quarantine"; execute: "passive" | "active"; network: string };
   scan?: ScanState;
@@ -93,6 +96,14 @@ function scanLine(s: ScanState): string {
   return `${what}: ${s.summary.files} files, ${mb} MB, ${s.summary.detections} detections`;
 }
 
+function cloudLines(c: CloudReport | undefined): string[] {
+  if (!c?.url) return [];
+  const who = c.computerId === undefined ? "not registered" : `computer #${c.computerId}`;
+  const contact = c.lastContact === undefined ? "never" : formatTime(c.lastContact);
+  const why = c.lastError ? `; ${c.lastError}` : "";
+  return [`Cloud:        ${c.url} (${who}), last contact ${contact}${why}`];
+}
+
 /** The lines of `amp status` after "Connected.". */
 export function formatStatus(r: StatusReport): string[] {
   const scan = r.scan
@@ -113,6 +124,7 @@ export function formatStatus(r: StatusReport): string[] {
     : "ClamAV off or without signatures";
   return [
     `Status:       ${r.status}`,
+    ...cloudLines(r.cloud),
     `Mode:         ${mode} (files: ${r.mode.file}, execute: ${r.mode.execute})`,
     `Scan:         ${scan}`,
     `Last Scan:    ${last}`,

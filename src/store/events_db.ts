@@ -126,6 +126,51 @@ export class EventsDb {
     return n;
   }
 
+  /** This file's instance id: with an event's id, a key that never repeats (the upload key). */
+  async instance(): Promise<string> {
+    const row = await this.#db.selectFrom("meta").select("value").where("key", "=", "instance")
+      .executeTakeFirstOrThrow();
+    return row.value;
+  }
+
+  /** Events not yet uploaded to the cloud, oldest first. */
+  async unsent(limit: number): Promise<StoredEvent[]> {
+    const rows = await this.#db.selectFrom("events").selectAll().where("uploaded", "=", 0)
+      .orderBy("id").limit(limit).execute();
+    return rows.map(fromRow);
+  }
+
+  /** The number of events not yet uploaded. */
+  async countUnsent(): Promise<number> {
+    const { n } = await this.#db.selectFrom("events").where("uploaded", "=", 0)
+      .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    return n;
+  }
+
+  /** Marks events as uploaded (the cloud has them), or as dropped from the queue. */
+  async markSent(ids: readonly number[], dropped = false): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500) {
+      await this.#db.updateTable("events").set({ uploaded: dropped ? 2 : 1 })
+        .where("id", "in", ids.slice(i, i + 500)).execute();
+    }
+  }
+
+  /**
+   * Drops the oldest unsent events beyond `keep` from the upload queue (they
+   * stay in events.db, marked dropped).
+   *
+   * @returns how many were dropped
+   */
+  async dropUnsent(keep: number): Promise<number> {
+    const over = (await this.countUnsent()) - keep;
+    if (over <= 0) return 0;
+    const last = await this.#db.selectFrom("events").select("id").where("uploaded", "=", 0)
+      .orderBy("id").offset(over - 1).limit(1).executeTakeFirstOrThrow();
+    const result = await this.#db.updateTable("events").set({ uploaded: 2 })
+      .where("uploaded", "=", 0).where("id", "<=", last.id).executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   /** Closes the database; safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -39,13 +39,20 @@ export interface EventsTable {
   protocol: string | null;
   /** `AmpEvent.details` as JSON text. */
   details: string | null;
-  /** 1 once the cloud has the event (the upload queue). */
+  /** The upload queue: 0 to send, 1 once the cloud has the event, 2 dropped (queue over its bound). */
   uploaded: Generated<number>;
+}
+
+/** The `meta` table of events.db: `instance` (a UUID made when the file was created). */
+export interface EventsMetaTable {
+  key: string;
+  value: string;
 }
 
 /** The tables of events.db. */
 export interface EventsDatabase {
   events: EventsTable;
+  meta: EventsMetaTable;
 }
 
 /** An `events` row as read. */

@@ -44,4 +44,19 @@ export const eventsMigrations: Migrations = {
       await db.schema.createIndex("events_sha256").on("events").column("sha256").execute();
     },
   },
+  // The cloud upload queue: a partial index over the events still to send,
+  // and this file's instance id (new whenever events.db is created, so that
+  // event keys `<instance>:<id>` never repeat after a corrupt file is replaced).
+  "0002_upload_queue": {
+    async up(db) {
+      await db.schema.createIndex("events_unsent").on("events").column("id")
+        .where(sql.ref("uploaded"), "=", 0).execute();
+      await db.schema.createTable("meta")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+      await db.insertInto("meta").values({ key: "instance", value: crypto.randomUUID() })
+        .execute();
+    },
+  },
 };

@@ -1,0 +1,341 @@
+/**
+ * The private cloud's API end to end: a real `startCloudServer` on loopback
+ * HTTPS (a test CA), spoken to with the connector's own `CloudClient` and the
+ * admin API, on SQLite and on a real PostgreSQL server (each test on a fresh
+ * database). The PostgreSQL runs skip outside CI without
+ * `AMP_TEST_POSTGRES_URL`.
+ */
+
+import assert from "node:assert/strict";
+import {
+  CloudClient,
+  CloudRequestError,
+  CloudUnavailableError,
+} from "../src/cloud/cloud_client.ts";
+import type { HeartbeatRequest, RegisterRequest, WireEvent } from "../src/cloud/protocol.ts";
+import type { PolicyView } from "../src/cloud/server/cloud_store.ts";
+import { postgresSkip } from "./fixtures/cloud_postgres.ts";
+import { type Backend, startTestCloud, type TestCloud } from "./fixtures/cloud_server.ts";
+
+const pgSkip = postgresSkip("cloud_server_test") !== undefined;
+
+function host(name: string): RegisterRequest {
+  return {
+    guid: crypto.randomUUID(),
+    hostname: name,
+    os: "Debian GNU/Linux 12 (bookworm)",
+    kernel: "6.1.0-test",
+    arch: "x86_64",
+    version: "0.1.0",
+  };
+}
+
+function beat(policy: { id: number; serial: number }): HeartbeatRequest {
+  return {
+    policy,
+    faults: [],
+    version: "0.1.0",
+    monitor: "fanotify",
+    counts: { queuedEvents: 0, quarantined: 0, detections: 0, cacheEntries: 0 },
+  };
+}
+
+function event(key: string, extra: Partial<WireEvent> = {}): WireEvent {
+  return { key, type: "Threat Detected", time: Date.now(), host: "web1", ...extra };
+}
+
+async function withCloud(
+  backend: Backend,
+  fn: (cloud: TestCloud, client: CloudClient) => Promise<void>,
+) {
+  const cloud = await startTestCloud({ backend, heartbeatSeconds: 1 });
+  const client = new CloudClient({ url: cloud.url, caCerts: [cloud.ca.caPem] });
+  try {
+    await fn(cloud, client);
+  } finally {
+    client.close();
+    await cloud.close();
+  }
+}
+
+for (const backend of ["sqlite", "postgres"] as const) {
+  const ignore = backend === "postgres" && pgSkip;
+  const test = (name: string, fn: (cloud: TestCloud, client: CloudClient) => Promise<void>) =>
+    Deno.test({
+      name: `[${backend}] ${name}`,
+      ignore,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      fn: () => withCloud(backend, fn),
+    });
+
+  test("the cloud creates the two built-in policies once, with cloud lookups on", async (cloud) => {
+    const { policies } = await cloud.admin<{ policies: PolicyView[] }>("GET", "/policies");
+    assert.deepEqual(policies.map((p) => [p.id, p.name, p.builtin]), [
+      [1, "Audit Policy for Linux", true],
+      [2, "Protect Policy for Linux", true],
+    ]);
+    assert.equal(policies[0].document.mode.file, "audit");
+    assert.equal(policies[1].document.mode.file, "quarantine");
+    assert.equal(policies[1].document.engines.cloud.enabled, true);
+    await cloud.stop();
+    await cloud.start();
+    const again = await cloud.admin<{ policies: PolicyView[] }>("GET", "/policies");
+    assert.equal(again.policies.length, 2, "built-ins created again on restart");
+  });
+
+  test(
+    "register: a registration token gives a key; a wrong token is refused",
+    async (cloud, client) => {
+      await assert.rejects(
+        client.register("ampreg_wrong_token_000000000000", host("web1")),
+        (e: Error) => e instanceof CloudRequestError && e.status === 401,
+      );
+      const first = await client.register(cloud.registrationToken, host("web1"));
+      assert.equal(first.protocol, 1);
+      assert.deepEqual(first.policy, { id: 1, serial: 1 });
+      assert.equal(first.heartbeatSeconds, 1);
+      assert.ok(first.key.length >= 40);
+      const { computers } = await cloud.admin<
+        { computers: Array<{ hostname: string; id: number }> }
+      >(
+        "GET",
+        "/computers",
+      );
+      assert.deepEqual(computers.map((c) => [c.id, c.hostname]), [[first.computerId, "web1"]]);
+      // The key is never stored: the database holds only its hash.
+      const raw = await cloud.store().authenticate(first.key);
+      assert.ok(raw);
+      assert.notEqual(raw.key_hash, first.key);
+    },
+  );
+
+  test(
+    "a policy edit bumps the serial and reaches the connector at its next heartbeat",
+    async (cloud, client) => {
+      const { key } = await client.register(cloud.registrationToken, host("web1"));
+      const initial = await client.heartbeat(key, beat({ id: 9, serial: 0 }));
+      assert.deepEqual(initial.policy, { id: 1, serial: 1 });
+      assert.equal(initial.policyDocument?.name, "Audit Policy for Linux");
+      const steady = await client.heartbeat(key, beat({ id: 1, serial: 1 }));
+      assert.equal(steady.policyDocument, undefined, "an unchanged policy is not sent again");
+
+      const current = await cloud.admin<PolicyView>("GET", "/policies/1");
+      const edited = await cloud.admin<PolicyView>("PUT", "/policies/1", {
+        ...current.document,
+        scan: { ...current.document.scan, maxFileSize: "7MB" },
+      });
+      assert.equal(edited.serial, 2);
+      const next = await client.heartbeat(key, beat({ id: 1, serial: 1 }));
+      assert.deepEqual(next.policy, { id: 1, serial: 2 });
+      assert.equal(
+        (next.policyDocument?.scan as { maxFileSize: number }).maxFileSize,
+        7 * 1024 * 1024,
+      );
+      assert.equal((await client.policy(key)).policy.serial, 2);
+
+      // A document the schema rejects changes nothing.
+      await assert.rejects(
+        cloud.admin("PUT", "/policies/1", { ...current.document, mode: { file: "delete" } }),
+        /400 .*Invalid policy/s,
+      );
+      assert.equal((await cloud.admin<PolicyView>("GET", "/policies/1")).serial, 2);
+    },
+  );
+
+  test("policies: copy, create, assign, and delete only what is unused", async (cloud, client) => {
+    const { key, computerId } = await client.register(cloud.registrationToken, host("web1"));
+    const copy = await cloud.admin<PolicyView>("POST", "/policies/2/copy", { name: "Servers" });
+    assert.equal(copy.name, "Servers");
+    assert.equal(copy.document.mode.file, "quarantine");
+    assert.equal(copy.builtin, false);
+    const created = await cloud.admin<PolicyView>("POST", "/policies", { name: "Kiosks" });
+    assert.equal(created.document.mode.file, "audit");
+    await cloud.admin("PUT", `/computers/${computerId}/policy`, { policyId: copy.id });
+    const hb = await client.heartbeat(key, beat({ id: 1, serial: 1 }));
+    assert.deepEqual(hb.policy, { id: copy.id, serial: 1 });
+    assert.equal(hb.policyDocument?.name, "Servers");
+    await assert.rejects(cloud.admin("DELETE", `/policies/${copy.id}`), /409/);
+    await assert.rejects(cloud.admin("DELETE", "/policies/1"), /409 .*built-in/);
+    await cloud.admin("DELETE", `/policies/${created.id}`);
+    await assert.rejects(cloud.admin("GET", `/policies/${created.id}`), /404/);
+  });
+
+  test(
+    "lookups: unknown until a disposition is set; the change log follows by cursor",
+    async (cloud, client) => {
+      const { key } = await client.register(cloud.registrationToken, host("web1"));
+      const bad = "ab".repeat(32);
+      const good = "cd".repeat(32);
+      const { results } = await client.lookup(key, [bad, good]);
+      assert.deepEqual(results.map((r) => r.disposition), ["unknown", "unknown"]);
+      await cloud.admin("PUT", `/dispositions/${bad}`, {
+        disposition: "malicious",
+        name: "Amp.Test.Cloud",
+      });
+      await cloud.admin("PUT", `/dispositions/${good}`, { disposition: "clean" });
+      // Setting the same again makes no change record.
+      await cloud.admin("PUT", `/dispositions/${bad}`, {
+        disposition: "malicious",
+        name: "Amp.Test.Cloud",
+      });
+      const again = await client.lookup(key, [bad, good]);
+      assert.deepEqual(
+        again.results.map((r) => [r.sha256, r.disposition, r.name]),
+        [[bad, "malicious", "Amp.Test.Cloud"], [good, "clean", undefined]],
+      );
+      const changes = await client.dispositions(key, 0);
+      assert.deepEqual(changes.changes.map((c) => [c.sha256, c.disposition]), [
+        [bad, "malicious"],
+        [good, "clean"],
+      ]);
+      assert.equal(changes.more, false);
+      const hb = await client.heartbeat(key, beat({ id: 1, serial: 1 }));
+      assert.equal(hb.dispositionCursor, changes.cursor);
+
+      const text = `# imported\n${"ef".repeat(32)} Bad.One\n${"01".repeat(32)}\nnot-a-hash\n` +
+        `${"02".repeat(32)} ${"Long.Name.".repeat(40)}\n`;
+      const imported = await cloud.admin<{ entries: number; problems: string[] }>(
+        "POST",
+        "/dispositions/import",
+        { text },
+      );
+      assert.equal(imported.entries, 3);
+      const long = await client.lookup(key, ["02".repeat(32)]);
+      assert.equal(long.results[0].name?.length, 255, "a long imported name is cut for the wire");
+      assert.equal(imported.problems.length, 1);
+      await cloud.admin("DELETE", `/dispositions/${bad}`);
+      const later = await client.dispositions(key, changes.cursor);
+      assert.deepEqual(later.changes.map((c) => [c.sha256, c.disposition]), [
+        ["ef".repeat(32), "malicious"],
+        ["01".repeat(32), "malicious"],
+        ["02".repeat(32), "malicious"],
+        [bad, "unknown"],
+      ]);
+      assert.deepEqual(later.changes.slice(0, 2).map((c) => c.name), [
+        "Bad.One",
+        "Custom.Detection",
+      ]);
+      const paged = await client.dispositions(key, 0, 2);
+      assert.equal(paged.changes.length, 2);
+      assert.equal(paged.more, true);
+      assert.equal((await client.lookup(key, [bad])).results[0].disposition, "unknown");
+    },
+  );
+
+  test("events: a batch delivered twice is stored once", async (cloud, client) => {
+    const { key, computerId } = await client.register(cloud.registrationToken, host("web1"));
+    const batch = [
+      event("i1:1", { path: btoa("/tmp/a"), pathText: "/tmp/a", sha256: "aa".repeat(32) }),
+      event("i1:2", { type: "Connector Started" }),
+    ];
+    assert.deepEqual(await client.uploadEvents(key, batch), { stored: 2, duplicates: 0 });
+    assert.deepEqual(
+      await client.uploadEvents(key, [...batch, event("i1:3")]),
+      { stored: 1, duplicates: 2 },
+    );
+    const stored = await client.events(key);
+    assert.deepEqual(stored.map((e) => e.key), ["i1:3", "i1:2", "i1:1"]);
+    assert.equal(stored[2].pathText, "/tmp/a");
+    assert.equal(await cloud.store().countEvents(computerId), 3);
+    const bySha = await cloud.admin<{ events: Array<{ key: string }> }>(
+      "GET",
+      `/events?sha256=${"aa".repeat(32)}`,
+    );
+    assert.deepEqual(bySha.events.map((e) => e.key), ["i1:1"]);
+  });
+
+  test(
+    "isolation: a second connector's key cannot read or write the first's data",
+    async (cloud, client) => {
+      const a = await client.register(cloud.registrationToken, host("web1"));
+      const b = await client.register(cloud.registrationToken, host("web2"));
+      assert.notEqual(a.computerId, b.computerId);
+      await client.uploadEvents(a.key, [event("ka:1", { detection: "Secret.A" })]);
+      await client.uploadEvents(b.key, [event("ka:1", { detection: "From.B" })]);
+      // Same event key from B: stored for B, A's event untouched.
+      const ofA = await client.events(a.key);
+      const ofB = await client.events(b.key);
+      assert.deepEqual(ofA.map((e) => e.detection), ["Secret.A"]);
+      assert.deepEqual(ofB.map((e) => e.detection), ["From.B"]);
+      // A computer named in the query is ignored: the key decides.
+      using http = Deno.createHttpClient({ caCerts: [cloud.ca.caPem] });
+      const response = await fetch(`${cloud.url}/v1/events?computer=${a.computerId}`, {
+        headers: { authorization: `Bearer ${b.key}` },
+        client: http,
+      });
+      const body = await response.json() as { events: Array<{ detection?: string }> };
+      assert.deepEqual(body.events.map((e) => e.detection), ["From.B"]);
+      // A connector key is not an admin token.
+      const admin = await fetch(`${cloud.url}/admin/v1/events`, {
+        headers: { authorization: `Bearer ${b.key}` },
+        client: http,
+      });
+      assert.equal(admin.status, 401);
+      await admin.body?.cancel();
+      // A deleted computer's key stops working.
+      await cloud.admin("DELETE", `/computers/${a.computerId}`);
+      await assert.rejects(
+        client.events(a.key),
+        (e: Error) => e instanceof CloudRequestError && e.status === 401,
+      );
+    },
+  );
+
+  test(
+    "registration tokens: made with a policy, listed without the token, revoked",
+    async (cloud, client) => {
+      const { id, token } = await cloud.admin<{ id: number; token: string }>(
+        "POST",
+        "/registration-tokens",
+        { label: "protect fleet", policyId: 2 },
+      );
+      const registered = await client.register(token, host("db1"));
+      assert.deepEqual(registered.policy, { id: 2, serial: 1 });
+      const { tokens } = await cloud.admin<{ tokens: Array<Record<string, unknown>> }>(
+        "GET",
+        "/registration-tokens",
+      );
+      assert.ok(tokens.every((t) => !("token" in t) && !("token_hash" in t)));
+      await cloud.admin("DELETE", `/registration-tokens/${id}`);
+      await assert.rejects(client.register(token, host("db2")), /401/);
+      // The connector registered with it keeps working.
+      await client.heartbeat(registered.key, beat({ id: 2, serial: 1 }));
+    },
+  );
+}
+
+Deno.test({
+  name: "CloudClient trusts the cloud's certificate only through the configured CA",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cloud = await startTestCloud({ backend: "sqlite" });
+    const untrusting = new CloudClient({ url: cloud.url, timeoutMs: 5_000 });
+    try {
+      await assert.rejects(
+        untrusting.register(cloud.registrationToken, host("web1")),
+        (e: Error) =>
+          e instanceof CloudUnavailableError && /certificate|UnknownIssuer/i.test(e.message),
+      );
+    } finally {
+      untrusting.close();
+      await cloud.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "CloudClient reports a cloud that is not listening as unavailable",
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    const client = new CloudClient({ url: `https://127.0.0.1:${port}`, timeoutMs: 3_000 });
+    try {
+      await assert.rejects(client.lookup("k".repeat(40), ["a".repeat(64)]), CloudUnavailableError);
+    } finally {
+      client.close();
+    }
+  },
+});
