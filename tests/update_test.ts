@@ -13,6 +13,9 @@ import { MIRROR_MANIFEST } from "../src/update/signature_download.ts";
 import { daemonSkip, events, startDaemon } from "./fixtures/daemon.ts";
 import { buildContainer, startMirror, type TestMirror } from "./fixtures/update_mirror.ts";
 import { IpcServer } from "../src/ipc/ipc_server.ts";
+import { CloudClient } from "../src/cloud/cloud_client.ts";
+import { registerConnector } from "../src/cloud/connector_identity.ts";
+import { startTestCloud } from "./fixtures/cloud_server.ts";
 
 const HOLDER = new URL("./fixtures/update_lock_holder.ts", import.meta.url).pathname;
 
@@ -300,10 +303,8 @@ Deno.test("runUpdate() reports a cloud it cannot reach yet, and picks download w
       await buildContainer({ name: "daily.cud", version: 1, samples: ["a"] }),
     );
     const report = await h.update({ searchPath: "/nonexistent" });
-    assert.equal(
-      report.policy?.message,
-      "policy refresh: cloud client not available in this version",
-    );
+    assert.equal(report.policy?.status, "not-registered");
+    assert.match(report.policy?.message ?? "", /not registered with https:\/\/cloud\.example/);
     assert.equal(report.signatures?.method, "download");
     assert.equal(report.exitCode, 0);
 
@@ -433,5 +434,54 @@ Deno.test("runUpdate() owes a failed daemon reload to the next run, even when no
   } finally {
     await server.close();
     await h.close();
+  }
+});
+
+Deno.test("runUpdate() takes the policy the cloud assigns, once per change, and keeps it when the cloud is away", async () => {
+  const cloud = await startTestCloud({ backend: "sqlite" });
+  const root = await Deno.makeTempDir({ prefix: "amp-update-cloud-" });
+  try {
+    await Deno.mkdir(`${root}/etc/amp`, { recursive: true });
+    await Deno.copyFile(cloud.ca.caFile, `${root}/etc/amp/cloud-ca.pem`);
+    await Deno.writeTextFile(
+      `${root}/etc/amp/amp.json`,
+      JSON.stringify({ cloud: { url: cloud.url, ca: "/etc/amp/cloud-ca.pem" } }),
+    );
+    const client = new CloudClient({ url: cloud.url, caCerts: [cloud.ca.caPem] });
+    let identity;
+    try {
+      identity = await registerConnector(client, cloud.registrationToken, { root, url: cloud.url });
+    } finally {
+      client.close();
+    }
+    await cloud.admin("PUT", `/computers/${identity.computerId}/policy`, { policyId: 2 });
+
+    const first = await runUpdate({ root });
+    assert.equal(first.policy?.status, "updated", JSON.stringify(first.policy));
+    assert.equal(first.policy?.policy?.id, 2);
+    const written = JSON.parse(await Deno.readTextFile(`${root}/etc/amp/policy.json`));
+    assert.equal(written.id, 2);
+    assert.equal(written.mode.file, "quarantine");
+    assert.equal(first.exitCode, 0);
+
+    const again = await runUpdate({ root });
+    assert.equal(again.policy?.status, "up-to-date");
+    assert.equal(again.daemon, "not needed");
+
+    const protect = await cloud.admin<{ document: Record<string, unknown> }>("GET", "/policies/2");
+    await cloud.admin("PUT", "/policies/2", { ...protect.document, description: "edited" });
+    const edited = await runUpdate({ root });
+    assert.equal(edited.policy?.status, "updated");
+    assert.match(edited.policy?.message ?? "", /serial 2 .*was #2 serial 1/);
+    assert.equal(JSON.parse(await Deno.readTextFile(`${root}/etc/amp/policy.json`)).serial, 2);
+
+    await cloud.stop();
+    const away = await runUpdate({ root });
+    assert.equal(away.policy?.status, "unavailable");
+    assert.equal(away.exitCode, 0, "an unreachable cloud is not a failed update");
+    assert.equal(JSON.parse(await Deno.readTextFile(`${root}/etc/amp/policy.json`)).serial, 2);
+  } finally {
+    await cloud.close();
+    await Deno.remove(root, { recursive: true });
   }
 });

@@ -5,8 +5,10 @@
  * 1. **lock** `/var/lib/amp/update.lock` (one update at a time; a second one
  *    says who runs and does nothing),
  * 2. **config** `/etc/amp/amp.json`,
- * 3. **policy** refresh from the cloud, when one is configured (the cloud
- *    client is a later part of amp: this step says so),
+ * 3. **policy** from the cloud, when amp.json names one and the connector is
+ *    registered: the assigned policy, checked with the policy schema, replaces
+ *    /etc/amp/policy.json when its id or serial differ (a running daemon's
+ *    cloud link does the same at each heartbeat; this covers a stopped one),
  * 4. **signatures** from `update.mirror` into `clamav.dbDir`, through
  *    freshclam or amp's own download; the signature directory's fingerprint
  *    before and after tells whether anything changed,
@@ -27,7 +29,12 @@ import { readSignatureSet } from "../engine/clamav/clamav_engine.ts";
 import { DaemonUnavailableError } from "../ipc/ipc_errors.ts";
 import { FileSink } from "../log/file_sink.ts";
 import { Logger } from "../log/logger.ts";
-import { loadPolicy, resolveUnderRoot } from "../policy/load_policy.ts";
+import { dirname } from "node:path";
+import { CloudClient } from "../cloud/cloud_client.ts";
+import { loadIdentity, readCaCerts } from "../cloud/connector_identity.ts";
+import type { PolicyResponse } from "../cloud/protocol.ts";
+import { loadPolicy, POLICY_PATH, resolveUnderRoot } from "../policy/load_policy.ts";
+import { PolicySchema } from "../policy/schema.ts";
 import { downloadIpLists, type IpListDownload } from "./ip_list_download.ts";
 import { redactUrl } from "../support/redact.ts";
 import { findExecutable, runFreshclam } from "./freshclam.ts";
@@ -61,8 +68,10 @@ export interface UpdateOptions {
 
 /** The policy step. */
 export interface PolicyStep {
-  status: "no-cloud" | "unavailable";
+  status: "no-cloud" | "not-registered" | "unavailable" | "up-to-date" | "updated" | "rejected";
   message: string;
+  /** The policy in force after the step. */
+  policy?: { id: number; serial: number; name: string };
 }
 
 /** The signature step. */
@@ -142,26 +151,28 @@ export async function runUpdate(options: UpdateOptions = {}): Promise<UpdateRepo
         log.error(message(error));
         return done({ status: "config-error", message: message(error), exitCode: 2 });
       }
-      const policy = policyStep(config, log);
+      const policy = await policyStep(root, config, log);
       const signatures = await signatureStep(config, options, log);
       const lists = await ipListStep(root, log);
       const listsFailed = lists.error !== undefined ||
         lists.results.some((r) => r.status === "failed");
-      const listsChanged = lists.results.some((r) => r.status === "updated");
+      // New lists or a new policy: the daemon reloads them (new signatures too, below).
+      const othersChanged = lists.results.some((r) => r.status === "updated") ||
+        policy.status === "updated";
       const report: Omit<UpdateReport, "durationMs" | "log"> = {
         status: "done",
         policy,
         signatures,
         ipLists: lists.results,
         daemon: "not needed",
-        exitCode: signatures.error || listsFailed ? 1 : 0,
+        exitCode: signatures.error || listsFailed || policy.status === "rejected" ? 1 : 0,
       };
       if (lists.error) report.ipListsError = lists.error;
       // A reload that failed last time is owed even when nothing changed since.
       const pendingFile = resolveUnderRoot(root, RELOAD_PENDING_PATH);
       const owed = await Deno.lstat(pendingFile).then(() => true, () => false);
-      if (signatures.changed || listsChanged || owed) {
-        if (owed && !signatures.changed && !listsChanged) {
+      if (signatures.changed || othersChanged || owed) {
+        if (owed && !signatures.changed && !othersChanged) {
           log.notice("A daemon reload failed last time: retrying");
         }
         const reload = await reloadDaemon(root, log);
@@ -175,7 +186,7 @@ export async function runUpdate(options: UpdateOptions = {}): Promise<UpdateRepo
           await Deno.remove(pendingFile).catch(() => {});
         }
       } else {
-        log.info("Signatures and IP lists unchanged: no reload needed");
+        log.info("Signatures, IP lists and policy unchanged: no reload needed");
       }
       log[report.exitCode === 0 ? "notice" : "error"](
         `Update finished: ${report.exitCode === 0 ? "ok" : "a step failed"}`,
@@ -211,15 +222,63 @@ async function ipListStep(
   return { results: await downloadIpLists(sources, { root, log }) };
 }
 
-function policyStep(config: AmpConfig, log: Logger): PolicyStep {
-  const step: PolicyStep = config.cloud.url
-    ? {
-      status: "unavailable",
-      message: "policy refresh: cloud client not available in this version",
-    }
-    : { status: "no-cloud", message: "no cloud configured" };
-  log.notice(`Policy: ${step.message}`);
+async function policyStep(root: string, config: AmpConfig, log: Logger): Promise<PolicyStep> {
+  const step = await fetchPolicy(root, config);
+  log[step.status === "rejected" ? "error" : "notice"](`Policy: ${step.message}`);
   return step;
+}
+
+async function fetchPolicy(root: string, config: AmpConfig): Promise<PolicyStep> {
+  const url = config.cloud.url;
+  if (!url) return { status: "no-cloud", message: "no cloud configured" };
+  const identity = await loadIdentity(root);
+  if (!identity) {
+    return {
+      status: "not-registered",
+      message: `not registered with ${redactUrl(url)} yet (amp cloud register --token TOKEN)`,
+    };
+  }
+  let answer: PolicyResponse;
+  let client: CloudClient | undefined;
+  try {
+    client = new CloudClient({
+      url,
+      caCerts: await readCaCerts(root, config.cloud.ca),
+      proxy: config.cloud.proxy,
+    });
+    answer = await client.policy(identity.key);
+  } catch (error) {
+    // Offline is not a failure: the policy in force stays, the next run asks again.
+    return { status: "unavailable", message: `cloud unavailable, policy kept: ${message(error)}` };
+  } finally {
+    client?.close();
+  }
+  const parsed = PolicySchema.safeParse(answer.document);
+  if (!parsed.success) {
+    return {
+      status: "rejected",
+      message: `the cloud's policy #${answer.policy.id} serial ${answer.policy.serial} is not ` +
+        `valid, policy kept: ${parsed.error.issues[0]?.path.join(".")}: ${
+          parsed.error.issues[0]?.message
+        }`,
+    };
+  }
+  const got = { id: parsed.data.id, serial: parsed.data.serial, name: parsed.data.name };
+  const local = await loadPolicy({ root }).then((l) => l.policy, () => undefined);
+  if (local && local.id === got.id && local.serial === got.serial) {
+    return { status: "up-to-date", message: `policy #${got.id} serial ${got.serial}`, policy: got };
+  }
+  const path = resolveUnderRoot(root, POLICY_PATH);
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.update.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(answer.document, null, 2) + "\n", { mode: 0o644 });
+  await Deno.rename(tmp, path);
+  return {
+    status: "updated",
+    message: `policy #${got.id} serial ${got.serial} (${got.name}) from the cloud` +
+      (local ? `, was #${local.id} serial ${local.serial}` : ""),
+    policy: got,
+  };
 }
 
 async function signatureStep(
