@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 # verifies the units amp install writes (nothing is started: see policy-rc.d below).
 packages=(libclamav12 libclamav-dev clamav clamav-daemon zip gcc libc6-dev time util-linux rpm
   iproute2 systemd)
+# The ampavflt kernel module and its VM test (tests/kmod_vm_test.ts, bench/kmod_bench.ts):
+# Debian's kernel headers, make and kmod (modinfo) to build it, qemu, a static busybox
+# and cpio for the VM. The kernel image itself is downloaded by the test (apt-get download).
+packages+=(linux-headers-amd64 make kmod qemu-system-x86 busybox-static cpio)
 # postgresql, openssl: the private cloud's tests run on a real PostgreSQL server
 # (started below) and over TLS with a test CA made by openssl.
 packages+=(postgresql openssl)

@@ -15,6 +15,7 @@ import { makeCloudCommand } from "./cloud_command.ts";
 import { makeDfcCommand } from "./dfc_command.ts";
 import { makeDisableCommand, makeEnableCommand } from "./disable_command.ts";
 import { makeInstallCommand } from "./install_command.ts";
+import { makeKmodCommand } from "./kmod_command.ts";
 import { makeSupportCommand } from "./support_command.ts";
 import { makeUninstallCommand } from "./uninstall_command.ts";
 import { makeUpdateCommand } from "./update_command.ts";
@@ -56,6 +57,7 @@ export function makeCli(): Command {
   program.addCommand(makeSupportCommand().exitOverride());
   program.addCommand(makeDfcCommand().exitOverride());
   program.addCommand(makeCloudCommand().exitOverride());
+  program.addCommand(makeKmodCommand().exitOverride());
   program.addCommand(
     makeQuarantineCommand({
       stdout: (text) => console.log(text),

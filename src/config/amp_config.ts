@@ -34,8 +34,12 @@ export const AmpConfigSchema = z.strictObject({
     dbDir: absolutePath.default("/var/lib/clamav"),
   }).prefault({}),
   monitor: z.strictObject({
-    /** auto: fanotify here (the kernel module backend comes later); off: no real-time protection. */
-    backend: z.enum(["auto", "fanotify", "off"]).default("auto"),
+    /**
+     * auto: the ampavflt kernel module when /dev/ampavflt exists (and can be
+     * opened), else fanotify; fanotify or avflt: that one only; off: no
+     * real-time protection.
+     */
+    backend: z.enum(["auto", "fanotify", "avflt", "off"]).default("auto"),
     /**
      * Directories watched. Empty (the default): every local file system
      * (pseudo and network file systems are left out). Otherwise the file

@@ -10,8 +10,10 @@
  *  5. engines    lists, then ClamAV loaded once (one copy of the signatures)
  *  5b. cloud     the link to amp.json's cloud, if any (src/daemon/cloud_link.ts)
  *  6. ipc        /run/amp/ampd.sock (refuses to start beside a live daemon)
- *  7. monitor    fanotify: on-access and on-execute (a failure is a fault,
- *                not fatal: scans through the daemon still work)
+ *  7. monitor    fanotify or the ampavflt module (amp.json monitor.backend;
+ *                auto: ampavflt when /dev/ampavflt exists): on-access and
+ *                on-execute (a failure is a fault, not fatal: scans
+ *                through the daemon still work)
  *  8. started    Connector Started
  *
  * Signals: SIGTERM and SIGINT stop; SIGHUP reloads amp.json's log level, the
@@ -35,6 +37,7 @@ import { DaemonRunningError } from "../ipc/ipc_errors.ts";
 import type { FileScanner } from "../scan/scan_run.ts";
 import type { FileEventSource } from "../monitor/file_event.ts";
 import { FanotifySource } from "../monitor/fanotify/fanotify_source.ts";
+import { avfltAvailable, AvfltSource } from "../monitor/avflt/avflt_source.ts";
 import { ConfigError, resolveUnderRoot } from "../policy/load_policy.ts";
 import type { Policy } from "../policy/schema.ts";
 import { Convictor } from "../protect/conviction.ts";
@@ -478,18 +481,40 @@ export class Daemon {
       return;
     }
     const paths = this.#watchedPaths();
-    let source: FanotifySource;
+    let source: FileEventSource;
     try {
-      source = FanotifySource.open({
-        paths,
+      const options = {
         onAccess: m.onAccess,
-        exec: m.onExecute ? this.#policy.mode.execute : "off",
+        exec: m.onExecute ? this.#policy.mode.execute : "off" as const,
         permissionTimeoutMs: m.permissionTimeoutMs,
         timeoutAnswer: m.timeoutAnswer,
         pathPrefixes: c.paths.length > 0 ? c.paths.map(bytePath) : undefined,
-        onProblem: (m) => this.#log.warning(`fanotify: ${m}`),
-      });
-      for (const w of source.warnings) this.#log.warning(`fanotify: ${w}`);
+      };
+      // auto: the ampavflt module when its device exists (else, or when it cannot be opened, fanotify).
+      let avflt: AvfltSource | undefined;
+      if (c.backend === "avflt" || (c.backend === "auto" && avfltAvailable())) {
+        try {
+          avflt = AvfltSource.open({
+            ...options,
+            paths: c.paths,
+            onProblem: (m) => this.#log.warning(`avflt: ${m}`),
+          });
+        } catch (error) {
+          if (c.backend === "avflt") throw error;
+          this.#log.warning(`ampavflt unavailable (${message(error)}): using fanotify`);
+        }
+      }
+      if (avflt) {
+        source = avflt;
+      } else {
+        const fanotify = FanotifySource.open({
+          ...options,
+          paths,
+          onProblem: (m) => this.#log.warning(`fanotify: ${m}`),
+        });
+        for (const w of fanotify.warnings) this.#log.warning(`fanotify: ${w}`);
+        source = fanotify;
+      }
       this.#source = source;
       this.#faults.delete("monitor");
     } catch (error) {
@@ -524,7 +549,7 @@ export class Daemon {
         m.onAccess ? "on" : "off"
       }, ` +
         `on-execute ${m.onExecute ? this.#policy.mode.execute : "off"}; watching ${
-          paths.join(", ")
+          (source.watched ?? paths).join(", ")
         }`,
     );
   }
