@@ -39,12 +39,7 @@ import {
   SOCKADDR_NL,
   SOL_SOCKET,
 } from "../../../ffi/netlink.ts";
-import {
-  formatCommandLine,
-  parseProcStatus,
-  type ProcessInfo,
-  readExe,
-} from "../../protect/process_info.ts";
+import { formatCommandLine, type ProcessInfo, readExe } from "../../protect/process_info.ts";
 import { errno, strerror } from "../../sys/libc.ts";
 import { SysError } from "../../sys/sys_error.ts";
 import { parseProcEvents, type ProcEventSource, type ProcRecord } from "./proc_events.ts";
@@ -159,8 +154,11 @@ function openProcSocket(receiveBufferBytes: number): { sock: number; wake: numbe
 }
 
 /**
- * What /proc says of a process that has just exec'd, the executable first:
- * it is what a process that exits at once loses first (with its memory).
+ * What only /proc can say of a process that has just exec'd: its new
+ * executable (first: a process that exits at once loses it first, with its
+ * memory) and command line. Parent, user and the parent's executable are
+ * not read: the table has them from the fork and uid events (an exec
+ * changes none of them): a third less of the reader's time per exec.
  */
 function readAtExec(pid: number, proc: string): ProcessInfo {
   const info: ProcessInfo = { pid, executable: readExe(pid, proc) };
@@ -170,12 +168,6 @@ function readAtExec(pid: number, proc: string): ProcessInfo {
   } catch {
     // gone
   }
-  try {
-    Object.assign(info, parseProcStatus(Deno.readTextFileSync(`${proc}/${pid}/status`)));
-  } catch {
-    // gone
-  }
-  if (info.ppid !== undefined && info.ppid > 0) info.parentExecutable = readExe(info.ppid, proc);
   return info;
 }
 

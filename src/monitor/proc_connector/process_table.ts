@@ -7,11 +7,13 @@
  * Design:
  * - Keyed by process (thread-group id); thread events are ignored except
  *   where they change the process (an exec in a thread makes it the leader).
- * - exec: /proc/<pid> is read at once (`readProcessInfo`), while the new
- *   image runs. This races with the process: one that exits before the table
- *   reads it (within about a millisecond of the exec; the event has to cross
- *   the socket and the JS event loop first) is recorded without executable
- *   and command line, never with the pre-exec image's.
+ * - exec: the reader reads the new executable and command line from /proc
+ *   at once, while the new image runs. This races with the process: one
+ *   that exits before the reader gets to it (within about a millisecond of
+ *   the exec) is recorded without executable and command line, never with
+ *   the pre-exec image's. Parent, user and the parent's executable come from
+ *   the fork (an exec changes none of them); /proc is asked only for a
+ *   process whose fork the table did not see.
  * - fork of a process: the child inherits its parent's executable, command
  *   line and uid (it runs the same image until it execs) and records the
  *   parent's pid and executable.
@@ -209,11 +211,18 @@ export class ProcessTable {
         this.#stats.execs++;
         const before = this.#entries.get(r.tgid);
         const info = r.process ? { ...r.process } : readProcessInfo(r.tgid, this.#proc);
-        // Gone already: keep what the fork said of the parent, not its image.
-        if (info.ppid === undefined) info.ppid = before?.ppid;
-        if (info.uid === undefined) info.uid = before?.uid;
-        if (info.parentExecutable === undefined) {
-          info.parentExecutable = before?.parentExecutable;
+        if (before) {
+          // What the fork (and uid events) said; the parent's image as it is now.
+          info.ppid ??= before.ppid;
+          info.uid ??= before.uid;
+          const parent = info.ppid !== undefined ? this.#entries.get(info.ppid) : undefined;
+          info.parentExecutable ??= parent?.executable ?? before.parentExecutable;
+        } else if (info.ppid === undefined || info.uid === undefined) {
+          // Forked before the table started: /proc, while it still runs.
+          const live = readProcessInfo(r.tgid, this.#proc);
+          info.ppid ??= live.ppid;
+          info.uid ??= live.uid;
+          info.parentExecutable ??= live.parentExecutable;
         }
         this.#insert(info);
         return;
