@@ -188,6 +188,7 @@ async function stagePayload(
     const copy = async (from: string, to: string): Promise<void> => {
       await dir(to);
       for await (const entry of Deno.readDir(from)) {
+        if (entry.name.startsWith(".")) continue; // .gitignore, build leftovers
         const source = join(from, entry.name);
         if (entry.isDirectory) await copy(source, `${to}/${entry.name}`);
         else if (entry.isFile) {

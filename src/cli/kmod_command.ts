@@ -10,6 +10,7 @@
  * @module
  */
 
+import { VERSION } from "../version.ts";
 import { Command } from "commander";
 import { AMPAVFLT_DEVICE } from "../../ffi/ampavflt.ts";
 import { avfltAvailable } from "../monitor/avflt/avflt_source.ts";
@@ -26,7 +27,7 @@ export const KMOD_STATS = "/sys/class/misc/ampavflt/stats";
 export interface KmodBuildOptions {
   /** The kernel build directory (default /lib/modules/$(uname -r)/build). */
   kernelDir?: string;
-  /** The module sources (default: kmod/ beside the program, else /opt/amp/kmod, else /usr/src/ampavflt-1.0). */
+  /** The module sources (default: kmod/ beside the program, else /opt/amp/kmod, else /usr/src/ampavflt-<amp version>, where the packages put them). */
   sourceDir?: string;
   /** Where to build (default /var/lib/amp/kmod/<kernel release> under `root`). */
   outputDir?: string;
@@ -82,7 +83,8 @@ async function findSources(): Promise<string | undefined> {
   const candidates: string[] = [];
   const here = new URL("../../kmod/", import.meta.url);
   if (here.protocol === "file:") candidates.push(here.pathname);
-  candidates.push("/opt/amp/kmod/", "/usr/src/ampavflt-1.0/");
+  // The packages install the sources for DKMS as /usr/src/ampavflt-<amp version>.
+  candidates.push("/opt/amp/kmod/", `/usr/src/ampavflt-${VERSION}/`);
   for (const dir of candidates) if (await exists(`${dir}ampavflt.c`)) return dir;
   return undefined;
 }
@@ -128,7 +130,7 @@ export async function buildKmod(options: KmodBuildOptions = {}): Promise<KmodBui
   if (!sourceDir || !(await exists(`${sourceDir}/ampavflt.c`))) {
     throw new Error(
       `No module sources (ampavflt.c) ${
-        sourceDir ? `in ${sourceDir}` : "in kmod/, /opt/amp/kmod or /usr/src/ampavflt-1.0"
+        sourceDir ? `in ${sourceDir}` : `in kmod/, /opt/amp/kmod or /usr/src/ampavflt-${VERSION}`
       }: give --source`,
     );
   }
