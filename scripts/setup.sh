@@ -18,6 +18,10 @@ packages+=(linux-headers-amd64 make kmod qemu-system-x86 busybox-static cpio)
 # postgresql, openssl: the private cloud's tests run on a real PostgreSQL server
 # (started below) and over TLS with a test CA made by openssl.
 packages+=(postgresql openssl)
+# chromium: the web console's end-to-end tests (tests/console_test.ts) drive Debian's headless
+# Chromium with the npm package playwright-core; Playwright's own browser downloads are not
+# reachable from our machines, Debian's package is.
+packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -303,6 +303,144 @@ for (const backend of ["sqlite", "postgres"] as const) {
       await client.heartbeat(registered.key, beat({ id: 2, serial: 1 }));
     },
   );
+
+  test(
+    "commands: a restore travels in heartbeats until its result comes back, for its computer only",
+    async (cloud, client) => {
+      const a = await client.register(cloud.registrationToken, host("web1"));
+      const b = await client.register(cloud.registrationToken, host("web2"));
+      const item = {
+        id: 4,
+        pathText: "/srv/evil.sh",
+        sha256: "c".repeat(64),
+        size: 10,
+        detection: "Amp.Test",
+        engine: "clamav",
+        time: Date.now(),
+      };
+      const ref = { id: 1, serial: 1 };
+      await assert.rejects(
+        cloud.admin("POST", `/computers/${a.computerId}/restore`, {
+          quarantineId: 4,
+          sha256: item.sha256,
+        }),
+        /404/,
+        "a file the computer never reported",
+      );
+      await client.heartbeat(a.key, { ...beat(ref), quarantine: [item] });
+      const stored = await cloud.admin<{ quarantine: unknown[]; status: Record<string, unknown> }>(
+        "GET",
+        `/computers/${a.computerId}`,
+      );
+      assert.deepEqual(stored.quarantine, [item]);
+      assert.equal("quarantine" in stored.status, false);
+      const command = await cloud.admin<{ id: number; status: string }>(
+        "POST",
+        `/computers/${a.computerId}/restore`,
+        { quarantineId: 4, sha256: item.sha256 },
+      );
+      assert.equal(command.status, "pending");
+      const again = await cloud.admin<{ id: number }>(
+        "POST",
+        `/computers/${a.computerId}/restore`,
+        { quarantineId: 4, sha256: item.sha256 },
+      );
+      assert.equal(again.id, command.id, "a waiting restore is not queued twice");
+      assert.equal((await client.heartbeat(b.key, beat(ref))).commands, undefined);
+      const first = await client.heartbeat(a.key, beat(ref));
+      assert.deepEqual(first.commands, [
+        { id: command.id, type: "restore", quarantineId: 4, sha256: item.sha256 },
+      ]);
+      // Not reported yet: sent again. Another computer's report is ignored.
+      assert.equal((await client.heartbeat(a.key, beat(ref))).commands?.length, 1);
+      await client.heartbeat(b.key, {
+        ...beat(ref),
+        commandResults: [{ id: command.id, ok: false, message: "forged" }],
+      });
+      const done = await client.heartbeat(a.key, {
+        ...beat(ref),
+        quarantine: [],
+        commandResults: [{ id: command.id, ok: true, message: "Restored to /srv/evil.sh" }],
+      });
+      assert.equal(done.commands, undefined);
+      const { commands } = await cloud.admin<
+        { commands: Array<{ status: string; message: string }> }
+      >("GET", `/computers/${a.computerId}/commands`);
+      assert.deepEqual(commands.map((c) => [c.status, c.message]), [
+        ["done", "Restored to /srv/evil.sh"],
+      ]);
+    },
+  );
+
+  test(
+    "IP lists: checked when saved, served to connectors with their key (ETag)",
+    async (cloud, client) => {
+      const { key } = await client.register(cloud.registrationToken, host("web1"));
+      await assert.rejects(
+        cloud.admin("PUT", "/ip-lists/drop", { content: "198.51.100.0/24\nbogus\n" }),
+        /400.*malformed/,
+      );
+      const saved = await cloud.admin<{ entries: number; etag: string }>(
+        "PUT",
+        "/ip-lists/drop",
+        { content: "198.51.100.0/24\r\n2001:db8:100::/48", description: "test" },
+      );
+      assert.equal(saved.entries, 2);
+      const http = Deno.createHttpClient({ caCerts: [cloud.ca.caPem] });
+      try {
+        const url = `${cloud.url}/v1/ip-lists/drop`;
+        const got = await fetch(url, { client: http, headers: { authorization: `Bearer ${key}` } });
+        assert.equal(got.status, 200);
+        assert.equal(got.headers.get("etag"), saved.etag);
+        assert.equal(await got.text(), "198.51.100.0/24\n2001:db8:100::/48\n");
+        const cached = await fetch(url, {
+          client: http,
+          headers: { authorization: `Bearer ${key}`, "if-none-match": saved.etag },
+        });
+        assert.equal(cached.status, 304);
+        await cached.body?.cancel();
+        const anonymous = await fetch(url, { client: http });
+        assert.equal(anonymous.status, 401);
+        await anonymous.body?.cancel();
+        const missing = await fetch(`${cloud.url}/v1/ip-lists/none`, {
+          client: http,
+          headers: { authorization: `Bearer ${key}` },
+        });
+        assert.equal(missing.status, 404);
+        await missing.body?.cancel();
+      } finally {
+        http.close();
+      }
+      await cloud.admin("DELETE", "/ip-lists/drop");
+      assert.deepEqual((await cloud.admin<{ lists: unknown[] }>("GET", "/ip-lists")).lists, []);
+    },
+  );
+
+  test("the dashboard's counts: per day, top detections, since", async (cloud, client) => {
+    const { key } = await client.register(cloud.registrationToken, host("web1"));
+    const day = 86_400_000;
+    const today = Math.floor(Date.now() / day) * day;
+    await client.uploadEvents(key, [
+      event("d:1", { detection: "Eicar", time: today + 1000 }),
+      event("d:2", { detection: "Eicar", time: today - day + 5 }),
+      event("d:3", { detection: "Other", time: today + 2000 }),
+      event("d:4", { type: "DFC Threat Detected", time: today + 3000 }),
+    ]);
+    const store = cloud.store();
+    assert.deepEqual(
+      await store.countEventsByDay(today - day, ["Threat Detected", "DFC Threat Detected"]),
+      [
+        { day: today - day, type: "Threat Detected", count: 1 },
+        { day: today, type: "DFC Threat Detected", count: 1 },
+        { day: today, type: "Threat Detected", count: 2 },
+      ],
+    );
+    assert.deepEqual(await store.topDetections(today - day, ["Threat Detected"]), [
+      { detection: "Eicar", count: 2, computers: 1 },
+      { detection: "Other", count: 1, computers: 1 },
+    ]);
+    assert.equal(await store.countEventsSince(today, ["DFC Threat Detected"]), 1);
+  });
 }
 
 Deno.test({

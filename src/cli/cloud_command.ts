@@ -66,8 +66,9 @@ export function makeCloudCommand(io: CommandIo = defaultIo): Command {
     new Command("serve")
       .summary("run the private cloud server (HTTPS, SQLite or PostgreSQL)")
       .description(
-        "Serve the cloud protocol (/v1/…) for connectors and the admin API (/admin/v1/…)\n" +
-          "over HTTPS. Data lives in SQLite by default (nothing to set up) or in\n" +
+        "Serve the cloud protocol (/v1/…) for connectors, the admin API (/admin/v1/…)\n" +
+          "and the web console (/console/, log in with the admin token) over HTTPS.\n" +
+          "Data lives in SQLite by default (nothing to set up) or in\n" +
           "PostgreSQL for fleets (--db postgres://user:password@host/db); the same\n" +
           "migrations run on both. The two built-in policies are created on first start.\n" +
           "The admin token and a registration token are read from the state directory,\n" +
@@ -99,7 +100,8 @@ Examples:
   amp cloud serve --listen 127.0.0.1:8443 --db postgres://amp:secret@db/amp \\
       --tls-cert cert.pem --tls-key key.pem
   curl -H "Authorization: Bearer $(cat /var/lib/amp-cloud/admin.token)" \\
-      https://cloud.example.org/admin/v1/computers`,
+      https://cloud.example.org/admin/v1/computers
+  The console: https://cloud.example.org/console/ (log in with the admin token)`,
       )
       .action(async (opts: ServeOptions) => {
         const log = new Logger([new StderrSink()], { level: opts.logLevel });

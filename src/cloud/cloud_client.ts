@@ -266,7 +266,8 @@ export class CloudClient {
   }
 }
 
-function proxyOption(proxy: string): Deno.Proxy {
+/** An HTTP proxy URL as Deno wants it: credentials in it become proxy basic auth. */
+export function proxyOption(proxy: string): Deno.Proxy {
   const url = new URL(proxy);
   const basicAuth = url.username
     ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }

@@ -15,6 +15,19 @@
  * | upload a batch of events (idempotent by event key) | `POST /v1/events` | key |
  * | the connector's own events as the cloud holds them | `GET /v1/events` | key |
  * | disposition changes since a cursor (retrospective) | `GET /v1/dispositions?since=N` | key |
+ * | an IP list kept by the cloud, for DFC (text, ETag) | `GET /v1/ip-lists/NAME` | key |
+ *
+ * Commands: the console queues actions for a computer (restore a quarantined
+ * file); the next heartbeat answer carries those not yet reported, the
+ * connector carries them out and reports each outcome in its next heartbeat
+ * (sent at once after commands were carried out). A command delivered
+ * twice (its result lost on the way) is carried out once: restoring a file
+ * that is already restored reports success. Heartbeats also carry the
+ * connector's quarantine list when it changed, which is how the console shows
+ * quarantined files.
+ *
+ * Compatibility: these fields are optional additions to v1; a cloud of this
+ * build accepts heartbeats without them.
  *
  * A failed call answers with an {@linkcode ErrorBody} and a 4xx/5xx status.
  *
@@ -38,7 +51,14 @@ export const PATHS = {
   lookup: `${API_PREFIX}/lookup`,
   events: `${API_PREFIX}/events`,
   dispositions: `${API_PREFIX}/dispositions`,
+  ipLists: `${API_PREFIX}/ip-lists`,
 } as const;
+
+/** Most quarantine records in one heartbeat (the newest). */
+export const MAX_HEARTBEAT_QUARANTINE = 500;
+
+/** Most commands in one heartbeat answer. */
+export const MAX_COMMANDS = 20;
 
 /** Most SHA-256 in one lookup request. */
 export const MAX_LOOKUP_BATCH = 1000;
@@ -109,6 +129,34 @@ export const RegisterResponseSchema = z.strictObject({
 /** The answer to a registration. */
 export type RegisterResponse = z.infer<typeof RegisterResponseSchema>;
 
+/** A quarantined file as the connector reports it to the cloud. */
+export const QuarantineItemSchema = z.strictObject({
+  /** The record's id in the connector's quarantine. */
+  id: z.number().int().positive(),
+  /** The original path, escaped for display. */
+  pathText: z.string().max(16_384),
+  sha256: Sha256Schema,
+  size: z.number().int().nonnegative(),
+  detection: z.string().max(255),
+  engine: z.string().max(64),
+  /** When it was quarantined (ms since the epoch). */
+  time: z.number().int().nonnegative(),
+});
+
+/** A quarantined file as the connector reports it. */
+export type QuarantineItem = z.infer<typeof QuarantineItemSchema>;
+
+/** The outcome of one command. */
+export const CommandResultSchema = z.strictObject({
+  id: z.number().int().positive(),
+  ok: z.boolean(),
+  /** What happened, for the console (the error when not ok). */
+  message: z.string().max(1000),
+});
+
+/** The outcome of one command. */
+export type CommandResult = z.infer<typeof CommandResultSchema>;
+
 /** `POST /v1/heartbeat`: the connector's state. */
 export const HeartbeatRequestSchema = z.strictObject({
   /** The policy in force (id and serial). */
@@ -128,6 +176,13 @@ export const HeartbeatRequestSchema = z.strictObject({
     detections: z.number().int().nonnegative(),
     cacheEntries: z.number().int().nonnegative(),
   }),
+  /**
+   * The files in quarantine now (the newest {@linkcode MAX_HEARTBEAT_QUARANTINE}),
+   * sent when the list changed since the connector last sent it; absent: unchanged.
+   */
+  quarantine: z.array(QuarantineItemSchema).max(MAX_HEARTBEAT_QUARANTINE).optional(),
+  /** What became of commands an earlier answer brought, not yet reported. */
+  commandResults: z.array(CommandResultSchema).max(MAX_COMMANDS).optional(),
 });
 
 /** `POST /v1/heartbeat`: the connector's state. */
@@ -135,6 +190,21 @@ export type HeartbeatRequest = z.infer<typeof HeartbeatRequestSchema>;
 
 /** A policy document as the cloud sends it; the connector validates it with its policy schema. */
 export const PolicyDocumentSchema = z.record(z.string(), z.unknown());
+
+/** An action the console asked a connector to carry out. */
+export const CommandSchema = z.strictObject({
+  /** The cloud's id of the command (results name it). */
+  id: z.number().int().positive(),
+  /** Put a quarantined file back where it was. */
+  type: z.literal("restore"),
+  /** The quarantine record's id on the connector. */
+  quarantineId: z.number().int().positive(),
+  /** The SHA-256 the console saw: a record with another hash is not restored. */
+  sha256: Sha256Schema,
+});
+
+/** An action the console asked a connector to carry out. */
+export type Command = z.infer<typeof CommandSchema>;
 
 /** The answer to a heartbeat. */
 export const HeartbeatResponseSchema = z.strictObject({
@@ -148,6 +218,8 @@ export const HeartbeatResponseSchema = z.strictObject({
   policyDocument: PolicyDocumentSchema.optional(),
   /** The newest disposition change: fetch `/v1/dispositions` when beyond the connector's cursor. */
   dispositionCursor: z.number().int().nonnegative(),
+  /** Commands to carry out, oldest first (at most {@linkcode MAX_COMMANDS}). */
+  commands: z.array(CommandSchema).max(MAX_COMMANDS).optional(),
 });
 
 /** The answer to a heartbeat. */
@@ -289,3 +361,9 @@ export const DispositionChangesResponseSchema = z.strictObject({
 
 /** `GET /v1/dispositions`. */
 export type DispositionChangesResponse = z.infer<typeof DispositionChangesResponseSchema>;
+
+/** A name of an IP list kept by the cloud (the same rule as a policy's DFC list names). */
+export const IpListNameSchema = z.string().regex(
+  /^[\w.-]{1,64}$/,
+  "Use 1 to 64 letters, digits, dots, dashes or underscores",
+);

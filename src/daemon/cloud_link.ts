@@ -24,6 +24,14 @@
  * convicted when seen are not recorded: their conviction was dealt with then,
  * and a second alert about them would be noise.
  *
+ * Commands: a heartbeat answer may carry commands from the console (restore
+ * a quarantined file). They are carried out through the quarantine at once,
+ * and the next heartbeat, sent right after, reports each outcome and the new
+ * quarantine list (heartbeats carry the list whenever it changed). The
+ * restore is the daemon's own (as for `amp quarantine restore`: its hash is
+ * not convicted again), and a command that comes again because its result
+ * was lost finds the record already restored and reports success.
+ *
  * Status: Offline (no cloud configured), Disconnected (configured, but not
  * registered or not reachable), Connected (the last call worked).
  *
@@ -51,11 +59,15 @@ import {
 } from "../cloud/connector_identity.ts";
 import { EventUploader } from "../cloud/event_uploader.ts";
 import { LookupCache } from "../cloud/lookup_cache.ts";
-import type {
-  DispositionChange,
-  HeartbeatRequest,
-  PolicyDocumentSchema,
-  PolicyRef,
+import {
+  type Command,
+  type CommandResult,
+  type DispositionChange,
+  type HeartbeatRequest,
+  MAX_HEARTBEAT_QUARANTINE,
+  type PolicyDocumentSchema,
+  type PolicyRef,
+  type QuarantineItem,
 } from "../cloud/protocol.ts";
 import { RetrospectiveDb } from "../cloud/retrospective_db.ts";
 import type { FileHasher } from "../engine/file_hasher.ts";
@@ -101,9 +113,14 @@ export interface LinkLog {
 }
 
 /** What a heartbeat tells about the connector, besides its policy and event queue. */
-export type HeartbeatFacts = Omit<HeartbeatRequest, "policy" | "counts"> & {
-  counts: Omit<HeartbeatRequest["counts"], "queuedEvents">;
-};
+export type HeartbeatFacts =
+  & Omit<
+    HeartbeatRequest,
+    "policy" | "counts" | "quarantine" | "commandResults"
+  >
+  & {
+    counts: Omit<HeartbeatRequest["counts"], "queuedEvents">;
+  };
 
 /** An event raised by the link (the daemon adds time, host and policy). */
 export type LinkEvent = Omit<AmpEvent, "time" | "host" | "policy">;
@@ -124,6 +141,12 @@ export interface CloudLinkOptions {
   facts: () => Promise<HeartbeatFacts>;
   /** The quarantine, when available. */
   quarantine: () => Quarantine | undefined;
+  /**
+   * Restores a quarantined file the way `amp quarantine restore` does (the
+   * daemon then never convicts its hash again, and raises Quarantine
+   * Restored with `details`); returns where it went.
+   */
+  restore: (id: number, details: Record<string, unknown>) => Promise<Uint8Array>;
   /** Hashes files for retrospective checks (the JS hasher by default). */
   hasher?: FileHasher;
   /** Loop tick while connected, in ms (default 1000). */
@@ -159,6 +182,12 @@ export class CloudLink {
   #nextPrune = 0;
   #rejectedPolicy?: string;
   #retrospective = 0;
+  /** The quarantine list last sent (its JSON), so that unchanged lists are not sent again. */
+  #sentQuarantine?: string;
+  /** Outcomes of commands not yet reported. */
+  #results: CommandResult[] = [];
+  /** Send the next heartbeat at once (commands were carried out). */
+  #beatAgain = false;
   #running?: Promise<void>;
   #stopping = false;
   #wake?: () => void;
@@ -345,7 +374,10 @@ export class CloudLink {
     }
     if (now >= this.#nextHeartbeat || this.#status !== "Connected") {
       await this.#heartbeat(identity);
-      this.#nextHeartbeat = Date.now() + identity.heartbeatSeconds * 1000;
+      this.#nextHeartbeat = this.#beatAgain
+        ? Date.now()
+        : Date.now() + identity.heartbeatSeconds * 1000;
+      this.#beatAgain = false;
     }
     await this.#uploader.drain(async (batch) => {
       await this.#client!.uploadEvents(identity.key, batch);
@@ -381,8 +413,17 @@ export class CloudLink {
       policy: { id: policy.id, serial: policy.serial },
       counts: { ...facts.counts, queuedEvents: await this.#uploader.pending() },
     };
+    const quarantine = await this.#quarantineList();
+    const quarantineJson = quarantine && JSON.stringify(quarantine);
+    if (quarantine && quarantineJson !== this.#sentQuarantine) request.quarantine = quarantine;
+    const results = this.#results.slice(0, 20);
+    if (results.length > 0) request.commandResults = results;
     const answer = await this.#client!.heartbeat(identity.key, request);
     this.#contact();
+    if (request.quarantine) this.#sentQuarantine = quarantineJson;
+    this.#results = this.#results.slice(results.length);
+    if (this.#results.length > 0) this.#beatAgain = true;
+    if (answer.commands && answer.commands.length > 0) await this.#run(answer.commands);
     if (answer.heartbeatSeconds !== identity.heartbeatSeconds) {
       identity.heartbeatSeconds = answer.heartbeatSeconds;
       await saveIdentity(this.#o.root, identity).catch(() => {});
@@ -507,6 +548,68 @@ export class CloudLink {
       this.#o.log.warning(
         `The cloud's policy #${ref.id} serial ${ref.serial} was not applied (see Policy Update Failure)`,
       );
+    }
+  }
+
+  // ---- commands from the console
+
+  /** The files in quarantine now, newest first, as heartbeats report them. */
+  async #quarantineList(): Promise<QuarantineItem[] | undefined> {
+    const quarantine = this.#o.quarantine();
+    if (!quarantine) return undefined;
+    try {
+      return (await quarantine.list()).filter((r) => r.state === "quarantined")
+        .sort((a, b) => b.time - a.time || b.id - a.id)
+        .slice(0, MAX_HEARTBEAT_QUARANTINE)
+        .map((r) => ({
+          id: r.id,
+          pathText: r.pathText.slice(0, 16_384),
+          sha256: r.sha256,
+          size: r.size,
+          detection: r.detection.slice(0, 255),
+          engine: r.engine.slice(0, 64),
+          time: r.time,
+        }));
+    } catch (error) {
+      this.#o.log.warning(`Cannot list the quarantine for the cloud: ${errorMessage(error)}`);
+      return undefined;
+    }
+  }
+
+  /** Carries out commands; their outcomes go with the next heartbeat, sent at once. */
+  async #run(commands: Command[]): Promise<void> {
+    for (const command of commands) {
+      if (this.#results.some((r) => r.id === command.id)) continue;
+      const outcome = await this.#restore(command);
+      this.#results.push({ id: command.id, ...outcome, message: outcome.message.slice(0, 1000) });
+      this.#o.log[outcome.ok ? "notice" : "warning"](
+        `Cloud command #${command.id} (restore quarantined file #${command.quarantineId}): ${outcome.message}`,
+      );
+    }
+    this.#beatAgain = true;
+  }
+
+  async #restore(command: Command): Promise<{ ok: boolean; message: string }> {
+    const quarantine = this.#o.quarantine();
+    if (!quarantine) return { ok: false, message: "The quarantine is not available" };
+    try {
+      const record = await quarantine.get(command.quarantineId);
+      if (!record || record.sha256 !== command.sha256) {
+        return {
+          ok: false,
+          message: `No quarantined file #${command.quarantineId} with that SHA-256`,
+        };
+      }
+      if (record.state === "restored") {
+        return {
+          ok: true,
+          message: `Already restored to ${record.restoredPathText ?? record.pathText}`,
+        };
+      }
+      const path = await this.#o.restore(record.id, { origin: "cloud", commandId: command.id });
+      return { ok: true, message: `Restored to ${escapePath(path)}` };
+    } catch (error) {
+      return { ok: false, message: errorMessage(error) };
     }
   }
 

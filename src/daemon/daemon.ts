@@ -407,6 +407,7 @@ export class Daemon {
       reload: () => this.reload(),
       facts: async () => heartbeatFacts(await this.status()),
       quarantine: () => this.#quarantine,
+      restore: async (id, details) => (await this.#restoreRecord(id, {}, details)).path,
     });
   }
 
@@ -892,11 +893,25 @@ export class Daemon {
 
   async #restore(params: unknown): Promise<unknown> {
     const p = QuarantineParamsSchema.parse(params);
-    const quarantine = this.#quarantineOrFail();
     const to = p.to === undefined ? undefined : bytePath(p.to);
-    const done = await quarantine.restore(p.id, { to, force: p.force }).catch((e) => {
+    const done = await this.#restoreRecord(p.id, { to, force: p.force }).catch((e) => {
       throw toWireError(e);
     });
+    return { record: toWire(done.record), path: Buffer.from(done.path).toString("base64") };
+  }
+
+  /**
+   * Restores a quarantined file (for `amp quarantine restore` and the cloud's
+   * restore command): its hash is never convicted again, and Quarantine
+   * Restored is raised with `details`.
+   */
+  async #restoreRecord(
+    id: number,
+    options: { to?: Uint8Array; force?: boolean },
+    details: Record<string, unknown> = {},
+  ): Promise<Awaited<ReturnType<Quarantine["restore"]>>> {
+    const quarantine = this.#quarantineOrFail();
+    const done = await quarantine.restore(id, options);
     this.#restored.add(done.record.sha256);
     this.#event({
       type: "Quarantine Restored",
@@ -905,12 +920,12 @@ export class Daemon {
       size: done.record.size,
       detection: done.record.detection,
       action: "restored",
-      details: { quarantineId: done.record.id },
+      details: { quarantineId: done.record.id, ...details },
     });
     this.#log.notice(
       `Restored quarantined file #${done.record.id} to ${escapePath(done.path)}`,
     );
-    return { record: toWire(done.record), path: Buffer.from(done.path).toString("base64") };
+    return done;
   }
 
   async #quarantineCall(method: "list" | "get" | "delete", params: unknown): Promise<unknown> {

@@ -12,10 +12,18 @@
  *   the list in place and is reported as failed (a truncated or error page
  *   must not empty a blocklist).
  *
+ * A list kept by the private cloud (`https://cloud/v1/ip-lists/NAME`, a URL
+ * under amp.json's `cloud.url`) is fetched as the connector: with its key
+ * from cloud_identity.json and through the cloud's CA bundle and proxy. The
+ * key is never sent anywhere else.
+ *
  * @module
  */
 
 import { dirname } from "node:path";
+import { loadConfig } from "../config/amp_config.ts";
+import { proxyOption } from "../cloud/cloud_client.ts";
+import { loadIdentity, readCaCerts } from "../cloud/connector_identity.ts";
 import { parseIpList } from "../dfc/ip_list_parse.ts";
 import type { Logger } from "../log/logger.ts";
 import { resolveUnderRoot } from "../policy/load_policy.ts";
@@ -51,21 +59,56 @@ export interface DownloadIpListsOptions {
   timeoutMs?: number;
 }
 
+/** How to fetch lists kept by the connector's cloud. */
+interface CloudAccess {
+  /** The cloud URL (amp.json). */
+  base: URL;
+  key: string;
+  client: Deno.HttpClient;
+}
+
+/** The cloud access of a registered connector, or undefined. */
+async function cloudAccess(root: string): Promise<CloudAccess | undefined> {
+  try {
+    const { config } = await loadConfig({ root });
+    const url = config.cloud.url;
+    const identity = await loadIdentity(root);
+    if (!url || identity?.url !== url) return undefined;
+    const options: Deno.CreateHttpClientOptions = {};
+    const caCerts = await readCaCerts(root, config.cloud.ca);
+    if (caCerts.length > 0) options.caCerts = caCerts;
+    if (config.cloud.proxy) options.proxy = proxyOption(config.cloud.proxy);
+    return {
+      base: new URL(url),
+      key: identity.key,
+      client: Deno.createHttpClient(options),
+    };
+  } catch {
+    // No readable config or CA: lists under the cloud fail as any unreachable URL does.
+    return undefined;
+  }
+}
+
 /** Fetches every list that has a `url`; never throws (a failure is a result). */
 export async function downloadIpLists(
   sources: readonly IpListSource[],
   options: DownloadIpListsOptions,
 ): Promise<IpListDownload[]> {
   const out: IpListDownload[] = [];
-  for (const source of sources) {
-    if (!source.url) continue;
-    const r = await downloadOne(source, source.url, options);
-    options.log?.[r.status === "failed" ? "error" : "notice"](
-      `DFC list ${r.name}: ${r.status}${
-        r.entries !== undefined ? ` (${r.entries} entries, ${r.malformed} malformed)` : ""
-      }${r.detail ? `: ${r.detail}` : ""}`,
-    );
-    out.push(r);
+  const cloud = sources.some((s) => s.url) ? await cloudAccess(options.root) : undefined;
+  try {
+    for (const source of sources) {
+      if (!source.url) continue;
+      const r = await downloadOne(source, source.url, options, cloud);
+      options.log?.[r.status === "failed" ? "error" : "notice"](
+        `DFC list ${r.name}: ${r.status}${
+          r.entries !== undefined ? ` (${r.entries} entries, ${r.malformed} malformed)` : ""
+        }${r.detail ? `: ${r.detail}` : ""}`,
+      );
+      out.push(r);
+    }
+  } finally {
+    cloud?.client.close();
   }
   return out;
 }
@@ -83,6 +126,7 @@ async function downloadOne(
   source: IpListSource,
   url: string,
   options: DownloadIpListsOptions,
+  cloud: CloudAccess | undefined,
 ): Promise<IpListDownload> {
   const file = resolveUnderRoot(options.root, source.file);
   const result: IpListDownload = {
@@ -96,11 +140,14 @@ async function downloadOne(
   const headers = new Headers();
   if (meta.etag) headers.set("If-None-Match", meta.etag);
   if (meta.lastModified) headers.set("If-Modified-Since", meta.lastModified);
+  const fromCloud = cloud !== undefined && isUnder(url, cloud.base);
+  if (fromCloud) headers.set("Authorization", `Bearer ${cloud.key}`);
   let response: Response;
   try {
     response = await fetch(url, {
       headers,
       signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+      ...(fromCloud ? { client: cloud.client } : {}),
     });
   } catch (error) {
     result.detail = `cannot fetch: ${message(error)}; keeping the list in place`;
@@ -165,6 +212,17 @@ async function downloadOne(
     result.detail = `cannot write ${file}: ${message(error)}`;
   }
   return result;
+}
+
+/** Whether `url` is on the cloud's origin, under its path. */
+function isUnder(url: string, base: URL): boolean {
+  try {
+    const u = new URL(url);
+    const prefix = base.pathname.endsWith("/") ? base.pathname : `${base.pathname}/`;
+    return u.origin === base.origin && u.pathname.startsWith(prefix);
+  } catch {
+    return false;
+  }
 }
 
 async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {

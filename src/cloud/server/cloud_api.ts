@@ -23,6 +23,8 @@
  * | `POST …/dispositions/import` `{text, disposition?}` | a list of `SHA-256 name` lines |
  * | `GET …/events?computer=&type=&sha256=&since=&until=&before=&limit=` | events, newest first |
  * | `GET …/registration-tokens`, `POST …` `{label, policyId?}`, `DELETE …/:id` | tokens |
+ * | `POST …/computers/:id/restore` `{quarantineId, sha256}`, `GET …/computers/:id/commands` | restore a quarantined file (next heartbeat) |
+ * | `GET …/ip-lists`, `GET …/ip-lists/:name`, `PUT …/ip-lists/:name` `{content, description?}`, `DELETE …` | IP lists served at `/v1/ip-lists/:name` |
  *
  * @module
  */
@@ -35,13 +37,14 @@ import {
   type ErrorBody,
   EventsUploadRequestSchema,
   HeartbeatRequestSchema,
+  IpListNameSchema,
   LookupRequestSchema,
   PATHS,
   PROTOCOL_VERSION,
   RegisterRequestSchema,
   Sha256Schema,
 } from "../protocol.ts";
-import { CloudStore, CloudStoreError } from "./cloud_store.ts";
+import { checkIpList, CloudStore, CloudStoreError } from "./cloud_store.ts";
 import type { ComputerRow } from "./cloud_schema.ts";
 
 /** The largest request body accepted, in bytes. */
@@ -167,6 +170,23 @@ export function cloudApi(options: CloudApiOptions): CloudHandler {
     await computer(request);
     return await store.dispositionChanges(intParam(url, "since") ?? 0, intParam(url, "limit"));
   });
+  on("GET", `${PATHS.ipLists}/:name`, async (request, _, p) => {
+    await computer(request);
+    const name = parse(IpListNameSchema, p.name);
+    const list = await store.getIpList(name);
+    if (!list) throw new HttpError(404, "not-found", `No IP list ${name}`);
+    const headers = {
+      etag: list.etag,
+      "last-modified": new Date(list.updatedAt).toUTCString(),
+      "cache-control": "no-cache",
+    };
+    if (request.headers.get("if-none-match") === list.etag) {
+      return new Response(null, { status: 304, headers });
+    }
+    return new Response(list.content, {
+      headers: { ...headers, "content-type": "text/plain; charset=utf-8" },
+    });
+  });
 
   // ---- admin API
   const A = "/admin/v1";
@@ -181,6 +201,45 @@ export function cloudApi(options: CloudApiOptions): CloudHandler {
     await store.assignPolicy(id(p), policyId);
     options.log?.info(`Computer #${id(p)}: policy #${policyId} assigned`);
     return await store.getComputer(id(p));
+  });
+  on("POST", `${A}/computers/:id/restore`, async (r, _, p) => {
+    admin(r);
+    const body = parse(
+      z.strictObject({ quarantineId: z.number().int().positive(), sha256: Sha256Schema }),
+      await readJson(r),
+    );
+    return await store.queueRestore(id(p), body.quarantineId, body.sha256);
+  });
+  on("GET", `${A}/computers/:id/commands`, async (r, _, p) => {
+    admin(r);
+    await store.getComputer(id(p));
+    return { commands: await store.listCommands(id(p)) };
+  });
+  on("GET", `${A}/ip-lists`, async (r) => (admin(r), { lists: await store.listIpLists() }));
+  on("GET", `${A}/ip-lists/:name`, async (r, _, p) => {
+    admin(r);
+    const list = await store.getIpList(parse(IpListNameSchema, p.name));
+    if (!list) throw new HttpError(404, "not-found", `No IP list ${p.name}`);
+    return list;
+  });
+  on("PUT", `${A}/ip-lists/:name`, async (r, _, p) => {
+    admin(r);
+    const name = parse(IpListNameSchema, p.name);
+    const body = parse(
+      z.strictObject({ content: z.string(), description: z.string().max(1000).default("") }),
+      await readJson(r),
+    );
+    return await store.putIpList({
+      name,
+      description: body.description,
+      ...checkIpList(name, body.content),
+    });
+  });
+  on("DELETE", `${A}/ip-lists/:name`, async (r, _, p) => {
+    admin(r);
+    const name = parse(IpListNameSchema, p.name);
+    await store.deleteIpList(name);
+    return { deleted: name };
   });
   on("DELETE", `${A}/computers/:id`, async (r, _, p) => {
     admin(r);
@@ -314,7 +373,8 @@ export function cloudApi(options: CloudApiOptions): CloudHandler {
           allowed = true;
           continue;
         }
-        return json(200, await route.run(request, url, params));
+        const answer = await route.run(request, url, params);
+        return answer instanceof Response ? answer : json(200, answer);
       }
       const other = await options.fallback?.(request, url);
       if (other) return other;

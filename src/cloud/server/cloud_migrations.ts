@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ColumnDefinitionBuilder, Kysely } from "kysely";
+import { type ColumnDefinitionBuilder, type Kysely, sql } from "kysely";
 import type { Migrations } from "../../store/migrate.ts";
 
 /** The database engines the cloud runs on. */
@@ -93,6 +93,39 @@ export function cloudMigrations(dialect: CloudDialect): Migrations {
         await db.schema.createTable("settings")
           .addColumn("key", "text", (c) => c.primaryKey())
           .addColumn("value", "text", (c) => c.notNull())
+          .execute();
+      },
+    },
+    // The console: quarantine lists from heartbeats, commands for connectors,
+    // IP lists served to connectors, and detection names as a column (top detections).
+    "0002_console": {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable("computers").addColumn("quarantine", "text").execute();
+        await db.schema.alterTable("events").addColumn("detection", "text").execute();
+        await (dialect === "sqlite"
+          ? sql`update events set detection = json_extract(document, '$.detection')`
+          : sql`update events set detection = (document::json)->>'detection'`).execute(db);
+        await db.schema.createIndex("events_type_time").on("events").columns(["type", "time"])
+          .execute();
+        await db.schema.createTable("commands")
+          .addColumn("id", idType, id)
+          .addColumn("computer_id", "bigint", (c) => c.notNull())
+          .addColumn("type", "text", (c) => c.notNull())
+          .addColumn("params", "text", (c) => c.notNull())
+          .addColumn("status", "text", (c) => c.notNull())
+          .addColumn("message", "text")
+          .addColumn("created_at", "bigint", (c) => c.notNull())
+          .addColumn("updated_at", "bigint", (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex("commands_computer_status").on("commands")
+          .columns(["computer_id", "status", "id"]).execute();
+        await db.schema.createTable("ip_lists")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("description", "text", (c) => c.notNull())
+          .addColumn("content", "text", (c) => c.notNull())
+          .addColumn("entries", "integer", (c) => c.notNull())
+          .addColumn("etag", "text", (c) => c.notNull())
+          .addColumn("updated_at", "bigint", (c) => c.notNull())
           .execute();
       },
     },

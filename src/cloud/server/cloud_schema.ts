@@ -25,8 +25,10 @@ export interface ComputersTable {
   policy_id: number;
   registered_at: number;
   last_seen: number;
-  /** The last heartbeat's body (JSON), or null before the first. */
+  /** The last heartbeat's body (JSON, without its quarantine list), or null before the first. */
   status: string | null;
+  /** The quarantine list of the last heartbeat that sent one (JSON), or null. */
+  quarantine: string | null;
 }
 
 /** One policy; `document` is the policy JSON (its id and serial match the row). */
@@ -81,7 +83,39 @@ export interface CloudEventsTable {
   time: number;
   type: string;
   sha256: string | null;
+  /** The detection name, when the event has one. */
+  detection: string | null;
   document: string;
+}
+
+/** What a command is at: queued, sent in a heartbeat answer, or reported. */
+export type CommandStatus = "pending" | "sent" | "done" | "failed";
+
+/** An action queued for a connector by the console (see protocol.ts, Commands). */
+export interface CommandsTable {
+  id: Generated<number>;
+  computer_id: number;
+  type: "restore";
+  /** The command's fields besides id and type (JSON). */
+  params: string;
+  status: CommandStatus;
+  /** The connector's report. */
+  message: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** An IP list kept by the cloud and served to connectors for DFC. */
+export interface IpListsTable {
+  name: string;
+  description: string;
+  /** The list as served: one address or CIDR per line. */
+  content: string;
+  /** Addresses and networks in it. */
+  entries: number;
+  /** The content's SHA-256 (hex), quoted: the HTTP ETag. */
+  etag: string;
+  updated_at: number;
 }
 
 /** Server settings (`default_policy_id`). */
@@ -99,6 +133,8 @@ export interface CloudDatabase {
   disposition_changes: DispositionChangesTable;
   events: CloudEventsTable;
   settings: SettingsTable;
+  commands: CommandsTable;
+  ip_lists: IpListsTable;
 }
 
 /** A computer as read. */
@@ -109,3 +145,9 @@ export type PolicyRow = Selectable<PoliciesTable>;
 
 /** An event as written. */
 export type NewCloudEventRow = Insertable<CloudEventsTable>;
+
+/** A command as read. */
+export type CommandRow = Selectable<CommandsTable>;
+
+/** An IP list as read. */
+export type IpListRow = Selectable<IpListsTable>;

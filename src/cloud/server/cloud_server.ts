@@ -2,7 +2,9 @@
  * `amp cloud serve`: the private cloud. Start-up is a short list of steps:
  * open and migrate the database (SQLite by default, PostgreSQL for fleets),
  * create the built-in policies on first start, read or create the admin and
- * registration tokens, then serve HTTPS.
+ * registration tokens, then serve HTTPS: the connector API (`/v1/…`), the
+ * admin API (`/admin/v1/…`) and the web console (`/console/`, see
+ * ../console/console.ts) on the same port.
  *
  * State directory (`--state`, default /var/lib/amp-cloud, 0700):
  * `cloud.db` (the SQLite database, unless `--db` says otherwise),
@@ -13,6 +15,7 @@
  */
 
 import { join } from "node:path";
+import { consoleHandler } from "../console/console.ts";
 import { type ApiLog, cloudApi } from "./cloud_api.ts";
 import { openCloudDb, parseCloudDbSpec } from "./cloud_db.ts";
 import { CloudStore, newCredential } from "./cloud_store.ts";
@@ -45,7 +48,7 @@ export interface CloudServerOptions {
   adminTokenFile?: string;
   registrationTokenFile?: string;
   log: ServerLog;
-  /** Requests the API does not know (the console). */
+  /** Requests the API does not know: the web console unless something else is given. */
   fallback?: (request: Request, url: URL) => Promise<Response | undefined>;
 }
 
@@ -109,7 +112,9 @@ export async function startCloudServer(options: CloudServerOptions): Promise<Run
     const registrationToken = await tokenFromFile(registrationFile, "ampreg", log);
     await store.ensureRegistrationToken(registrationToken, `file ${registrationFile}`);
 
-    const handler = cloudApi({ store, adminToken, log, fallback: options.fallback });
+    const fallback = options.fallback ??
+      consoleHandler({ store, adminToken, secure: tls !== undefined, heartbeatSeconds, log });
+    const handler = cloudApi({ store, adminToken, log, fallback });
     const listening = Promise.withResolvers<Deno.NetAddr>();
     server = Deno.serve({
       hostname,

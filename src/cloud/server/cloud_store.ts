@@ -23,9 +23,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { type Kysely, sql, type Transaction } from "kysely";
 import { z } from "zod";
+import { parseIpList } from "../../dfc/ip_list_parse.ts";
 import { builtinPolicy, type BuiltinPolicyName } from "../../policy/builtin.ts";
 import { type Policy, PolicySchema } from "../../policy/schema.ts";
 import type {
+  Command,
+  CommandResult,
   DispositionChangesResponse,
   EventsUploadResponse,
   HeartbeatRequest,
@@ -33,14 +36,23 @@ import type {
   LookupResult,
   PolicyRef,
   PolicyResponse,
+  QuarantineItem,
   RegisterRequest,
   RegisterResponse,
   StoredWireEvent,
   WireEvent,
 } from "../protocol.ts";
-import { MAX_DISPOSITION_CHANGES, PROTOCOL_VERSION } from "../protocol.ts";
+import { MAX_COMMANDS, MAX_DISPOSITION_CHANGES, PROTOCOL_VERSION } from "../protocol.ts";
 import type { CloudDialect } from "./cloud_migrations.ts";
-import type { CloudDatabase, ComputerRow, NewCloudEventRow, PolicyRow } from "./cloud_schema.ts";
+import type {
+  CloudDatabase,
+  CommandRow,
+  CommandStatus,
+  ComputerRow,
+  IpListRow,
+  NewCloudEventRow,
+  PolicyRow,
+} from "./cloud_schema.ts";
 
 /** Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
 const CHUNK = 500;
@@ -94,8 +106,49 @@ export interface ComputerView {
   policy: { id: number; name: string; serial: number };
   registeredAt: number;
   lastSeen: number;
-  /** The last heartbeat, or null before the first. */
+  /** The last heartbeat (without its quarantine list), or null before the first. */
   status: HeartbeatRequest | null;
+  /** The files in the computer's quarantine as last reported, or null before any report. */
+  quarantine: QuarantineItem[] | null;
+}
+
+/** A command queued for a computer, as the console shows it. */
+export interface CommandView {
+  id: number;
+  computerId: number;
+  type: "restore";
+  quarantineId: number;
+  sha256: string;
+  status: CommandStatus;
+  message: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An IP list kept by the cloud. */
+export interface IpListView {
+  name: string;
+  description: string;
+  entries: number;
+  /** The HTTP ETag of its content. */
+  etag: string;
+  updatedAt: number;
+}
+
+/** Events of some types counted per UTC day. */
+export interface DayCount {
+  /** The day's first millisecond (UTC). */
+  day: number;
+  type: string;
+  count: number;
+}
+
+/** A detection name and how often it was seen. */
+export interface DetectionCount {
+  detection: string;
+  count: number;
+  /** Computers that saw it. */
+  computers: number;
 }
 
 /** A policy as the admin API shows it. */
@@ -320,8 +373,15 @@ export class CloudStore {
   /** Records a heartbeat; answers with the assigned policy (in full when it changed). */
   async heartbeat(computer: ComputerRow, request: HeartbeatRequest): Promise<HeartbeatResponse> {
     const now = this.#now();
+    const { quarantine, commandResults, ...status } = request;
+    if (commandResults) await this.recordCommandResults(Number(computer.id), commandResults);
     await this.#db.updateTable("computers")
-      .set({ last_seen: now, status: JSON.stringify(request), version: request.version })
+      .set({
+        last_seen: now,
+        status: JSON.stringify(status),
+        version: request.version,
+        ...(quarantine === undefined ? {} : { quarantine: JSON.stringify(quarantine) }),
+      })
       .where("id", "=", computer.id).execute();
     const policy = await this.#policyRow(this.#db, Number(computer.policy_id));
     const ref: PolicyRef = { id: Number(policy.id), serial: Number(policy.serial) };
@@ -337,7 +397,95 @@ export class CloudStore {
     if (request.policy.id !== ref.id || request.policy.serial !== ref.serial) {
       response.policyDocument = JSON.parse(policy.document);
     }
+    const commands = await this.#deliverCommands(Number(computer.id), now);
+    if (commands.length > 0) response.commands = commands;
     return response;
+  }
+
+  /** Commands not yet reported, oldest first; those pending become sent. */
+  async #deliverCommands(computerId: number, now: number): Promise<Command[]> {
+    const rows = await this.#db.selectFrom("commands").selectAll()
+      .where("computer_id", "=", computerId).where("status", "in", ["pending", "sent"])
+      .orderBy("id").limit(MAX_COMMANDS).execute();
+    const fresh = rows.filter((r) => r.status === "pending").map((r) => Number(r.id));
+    if (fresh.length > 0) {
+      await this.#db.updateTable("commands").set({ status: "sent", updated_at: now })
+        .where("id", "in", fresh).where("status", "=", "pending").execute();
+    }
+    return rows.map((r) => {
+      const view = commandView(r);
+      return {
+        id: view.id,
+        type: view.type,
+        quarantineId: view.quarantineId,
+        sha256: view.sha256,
+      };
+    });
+  }
+
+  /**
+   * Records what a connector did with its commands; results naming another
+   * computer's command (or one already reported) are ignored.
+   *
+   * @returns how many results were recorded
+   */
+  async recordCommandResults(
+    computerId: number,
+    results: readonly CommandResult[],
+  ): Promise<number> {
+    let recorded = 0;
+    for (const r of results) {
+      const result = await this.#db.updateTable("commands")
+        .set({ status: r.ok ? "done" : "failed", message: r.message, updated_at: this.#now() })
+        .where("id", "=", r.id).where("computer_id", "=", computerId)
+        .where("status", "in", ["pending", "sent"]).executeTakeFirst();
+      recorded += Number(result.numUpdatedRows);
+    }
+    return recorded;
+  }
+
+  /**
+   * Queues the restore of a file in a computer's quarantine: it travels with
+   * the computer's next heartbeat answer. A restore of the same record that
+   * is still waiting is not queued twice.
+   */
+  async queueRestore(
+    computerId: number,
+    quarantineId: number,
+    sha256: string,
+  ): Promise<CommandView> {
+    const computer = await this.getComputer(computerId);
+    const waiting = (await this.listCommands(computerId)).find((c) =>
+      c.quarantineId === quarantineId && (c.status === "pending" || c.status === "sent")
+    );
+    if (waiting) return waiting;
+    if (!computer.quarantine?.some((q) => q.id === quarantineId && q.sha256 === sha256)) {
+      throw new CloudStoreError(
+        "not-found",
+        `Computer #${computerId} reported no quarantined file #${quarantineId} with that SHA-256`,
+      );
+    }
+    const now = this.#now();
+    const row = await this.#db.insertInto("commands").values({
+      computer_id: computerId,
+      type: "restore",
+      params: JSON.stringify({ quarantineId, sha256 }),
+      status: "pending",
+      message: null,
+      created_at: now,
+      updated_at: now,
+    }).returning("id").executeTakeFirstOrThrow();
+    return commandView(
+      await this.#db.selectFrom("commands").selectAll().where("id", "=", row.id)
+        .executeTakeFirstOrThrow(),
+    );
+  }
+
+  /** A computer's commands, newest first. */
+  async listCommands(computerId: number, limit = 50): Promise<CommandView[]> {
+    const rows = await this.#db.selectFrom("commands").selectAll()
+      .where("computer_id", "=", computerId).orderBy("id", "desc").limit(limit).execute();
+    return rows.map(commandView);
   }
 
   /** The policy assigned to a computer. */
@@ -383,6 +531,7 @@ export class CloudStore {
         time: e.time,
         type: e.type,
         sha256: e.sha256 ?? null,
+        detection: e.detection ?? null,
         document: JSON.stringify(e),
       }));
       const result = await this.#db.insertInto("events").values(rows)
@@ -412,6 +561,64 @@ export class CloudStore {
       received: Number(r.received_at),
       computerId: Number(r.computer_id),
     }));
+  }
+
+  /** One event, or undefined. */
+  async getEvent(id: number): Promise<CloudEvent | undefined> {
+    const r = await this.#db.selectFrom("events")
+      .select(["id", "computer_id", "received_at", "document"]).where("id", "=", id)
+      .executeTakeFirst();
+    if (!r) return undefined;
+    return {
+      ...JSON.parse(r.document) as WireEvent,
+      id: Number(r.id),
+      received: Number(r.received_at),
+      computerId: Number(r.computer_id),
+    };
+  }
+
+  /** Events of `types` at or after `since`, counted per UTC day and type. */
+  async countEventsByDay(since: number, types: readonly string[]): Promise<DayCount[]> {
+    if (types.length === 0) return [];
+    const day = sql<number>`(${sql.ref("time")} / 86400000) * 86400000`;
+    const rows = await this.#db.selectFrom("events")
+      .select((eb) => [day.as("day"), "type", eb.fn.countAll<number>().as("n")])
+      .where("time", ">=", since).where("type", "in", [...types])
+      .groupBy([day, "type"]).execute();
+    return rows.map((r) => ({ day: Number(r.day), type: r.type, count: Number(r.n) }))
+      .sort((a, b) => a.day - b.day || a.type.localeCompare(b.type));
+  }
+
+  /** The most frequent detection names of `types` at or after `since`. */
+  async topDetections(
+    since: number,
+    types: readonly string[],
+    limit = 10,
+  ): Promise<DetectionCount[]> {
+    if (types.length === 0) return [];
+    const rows = await this.#db.selectFrom("events")
+      .select((eb) => [
+        "detection",
+        eb.fn.countAll<number>().as("n"),
+        eb.fn.count<number>("computer_id").distinct().as("computers"),
+      ])
+      .where("time", ">=", since).where("type", "in", [...types])
+      .where("detection", "is not", null)
+      .groupBy("detection").orderBy("n", "desc").orderBy("detection").limit(limit).execute();
+    return rows.map((r) => ({
+      detection: r.detection ?? "",
+      count: Number(r.n),
+      computers: Number(r.computers),
+    }));
+  }
+
+  /** The number of events of `types` at or after `since`. */
+  async countEventsSince(since: number, types: readonly string[]): Promise<number> {
+    if (types.length === 0) return 0;
+    const { n } = await this.#db.selectFrom("events")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("time", ">=", since).where("type", "in", [...types]).executeTakeFirstOrThrow();
+    return Number(n);
   }
 
   /** The number of events held (for one computer, or all). */
@@ -470,6 +677,7 @@ export class CloudStore {
   async deleteComputer(id: number): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       await trx.deleteFrom("events").where("computer_id", "=", id).execute();
+      await trx.deleteFrom("commands").where("computer_id", "=", id).execute();
       const result = await trx.deleteFrom("computers").where("id", "=", id).executeTakeFirst();
       if (Number(result.numDeletedRows) === 0) {
         throw new CloudStoreError("not-found", `No computer #${id}`);
@@ -672,6 +880,53 @@ export class CloudStore {
     });
   }
 
+  // ---- IP lists (admin; served to connectors)
+
+  /** Every IP list kept by the cloud, by name (without the content). */
+  async listIpLists(): Promise<IpListView[]> {
+    const rows = await this.#db.selectFrom("ip_lists")
+      .select(["name", "description", "entries", "etag", "updated_at"]).orderBy("name").execute();
+    return rows.map(ipListView);
+  }
+
+  /** One IP list with its content, or undefined. */
+  async getIpList(name: string): Promise<(IpListView & { content: string }) | undefined> {
+    const row = await this.#db.selectFrom("ip_lists").selectAll().where("name", "=", name)
+      .executeTakeFirst();
+    return row ? { ...ipListView(row), content: row.content } : undefined;
+  }
+
+  /**
+   * Creates or replaces an IP list; the caller has checked the content
+   * (`entries` is the count of addresses and networks in it).
+   */
+  async putIpList(
+    list: { name: string; description: string; content: string; entries: number },
+  ): Promise<IpListView> {
+    const etag = `"${createHash("sha256").update(list.content).digest("hex").slice(0, 32)}"`;
+    const row = { ...list, etag, updated_at: this.#now() };
+    await this.#db.insertInto("ip_lists").values(row)
+      .onConflict((oc) =>
+        oc.column("name").doUpdateSet({
+          description: list.description,
+          content: list.content,
+          entries: list.entries,
+          etag,
+          updated_at: row.updated_at,
+        })
+      ).execute();
+    return ipListView(row);
+  }
+
+  /** Removes an IP list. */
+  async deleteIpList(name: string): Promise<void> {
+    const result = await this.#db.deleteFrom("ip_lists").where("name", "=", name)
+      .executeTakeFirst();
+    if (Number(result.numDeletedRows) === 0) {
+      throw new CloudStoreError("not-found", `No IP list ${name}`);
+    }
+  }
+
   // ---- helpers
 
   async #insertPolicy(
@@ -738,6 +993,30 @@ export function parsePolicyDocument(input: unknown, id: number, serial: number):
   return result.data;
 }
 
+/**
+ * Checks the text of an IP list kept by the cloud: one address or CIDR per
+ * line, `#` and `;` comments (what connectors parse). A list with a malformed
+ * line is refused, so that a typo never silently shrinks a blocklist.
+ *
+ * @returns the list with normalized line endings and its entry count
+ * @throws {CloudStoreError} "bad-request" naming the first malformed lines
+ */
+export function checkIpList(name: string, text: string): { content: string; entries: number } {
+  const content = text.replace(/\r\n?/g, "\n").trim() + "\n";
+  const parsed = parseIpList(name, content);
+  if (parsed.malformed > 0) {
+    const lines = parsed.problems.slice(0, 5).map((p) => `line ${p.line}: ${p.reason}: ${p.text}`);
+    throw new CloudStoreError(
+      "bad-request",
+      `Invalid IP list ${name}: ${parsed.malformed} malformed line(s): ${lines.join("; ")}`,
+    );
+  }
+  if (parsed.size === 0) {
+    throw new CloudStoreError("bad-request", `Invalid IP list ${name}: no address or network`);
+  }
+  return { content, entries: parsed.size };
+}
+
 function computerView(
   r: ComputerRow,
   policies: Map<number, { name: string; serial: number }>,
@@ -759,6 +1038,32 @@ function computerView(
     registeredAt: Number(r.registered_at),
     lastSeen: Number(r.last_seen),
     status: r.status === null ? null : JSON.parse(r.status),
+    quarantine: r.quarantine === null ? null : JSON.parse(r.quarantine),
+  };
+}
+
+function commandView(r: CommandRow): CommandView {
+  const params = JSON.parse(r.params) as { quarantineId: number; sha256: string };
+  return {
+    id: Number(r.id),
+    computerId: Number(r.computer_id),
+    type: r.type,
+    quarantineId: params.quarantineId,
+    sha256: params.sha256,
+    status: r.status,
+    message: r.message,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+function ipListView(r: Omit<IpListRow, "content">): IpListView {
+  return {
+    name: r.name,
+    description: r.description,
+    entries: Number(r.entries),
+    etag: r.etag,
+    updatedAt: Number(r.updated_at),
   };
 }
 
