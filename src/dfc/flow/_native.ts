@@ -364,6 +364,36 @@ function runNftables(add: boolean): void {
 }
 
 /**
+ * Reads every datagram waiting on a nonblocking netlink socket into
+ * `datagram`; returns how many times the kernel said records were lost
+ * (ENOBUFS: the socket buffer overflowed), calling `lost` each time.
+ */
+function drain(
+  sock: number,
+  buf: Uint8Array<ArrayBuffer>,
+  what: string,
+  datagram: (bytes: Uint8Array) => void,
+  lost?: () => void,
+): number {
+  const c = lib();
+  let losses = 0;
+  for (;;) {
+    const n = Number(c.recv(sock, buf, BigInt(buf.length), MSG_DONTWAIT));
+    if (n > 0) {
+      datagram(buf.subarray(0, n));
+      continue;
+    }
+    if (n === 0) return losses;
+    const e = errno();
+    if (e === EINTR) continue;
+    if (e === EAGAIN) return losses;
+    if (e !== ENOBUFS) throw new SysError("recv", e, what, strerror(e));
+    losses++;
+    lost?.();
+  }
+}
+
+/**
  * The reader worker's whole life (blocks its thread): enters the namespace,
  * installs the tracking table if asked, opens the socket, says "ready", then
  * reads until `wake` is readable; undoes all of it and says "done".
@@ -425,28 +455,13 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
       if (pv.getInt16(POLLFD.size + POLLFD.revents, true) !== 0) return;
       const records: FlowRecord[] = [];
       let events = 0;
-      let lost = 0;
       let unknown = 0;
-      for (;;) {
-        const n = Number(c.recv(sock, buf, BigInt(buf.length), MSG_DONTWAIT));
-        if (n > 0) {
-          const parsed = parseConntrackEvents(buf.subarray(0, n));
-          events += parsed.records.length;
-          unknown += parsed.unknown;
-          records.push(...parsed.records);
-          continue;
-        }
-        if (n === 0) break;
-        const e = errno();
-        if (e === EINTR) continue;
-        if (e === EAGAIN) break;
-        if (e === ENOBUFS) {
-          lost++;
-          records.push({ kind: "overflow" });
-          continue;
-        }
-        throw new SysError("recv", e, "netlink conntrack", strerror(e));
-      }
+      const lost = drain(sock, buf, "netlink conntrack", (datagram) => {
+        const parsed = parseConntrackEvents(datagram);
+        events += parsed.records.length;
+        unknown += parsed.unknown;
+        records.push(...parsed.records);
+      }, () => records.push({ kind: "overflow" }));
       if (diag >= 0) {
         const owners = new Map<number, number | undefined>();
         for (const r of records) if (r.kind === "flow") attributeFlow(diag, r, owners);
@@ -650,29 +665,14 @@ export function readAuditConnects(
   collector: ConnectRecordCollector,
   buf: Uint8Array<ArrayBuffer>,
 ): { records: ConnectRecord[]; lost: number } {
-  const c = lib();
   const records: ConnectRecord[] = [];
-  let lost = 0;
-  for (;;) {
-    const n = Number(c.recv(sock, buf, BigInt(buf.length), MSG_DONTWAIT));
-    if (n > 0) {
-      for (const m of parseAuditMessages(buf.subarray(0, n))) {
-        if (m.kind !== "record") continue;
-        const r = collector.add(m.type, m.text);
-        if (r) records.push(r);
-      }
-      continue;
+  const lost = drain(sock, buf, "netlink audit", (datagram) => {
+    for (const m of parseAuditMessages(datagram)) {
+      if (m.kind !== "record") continue;
+      const r = collector.add(m.type, m.text);
+      if (r) records.push(r);
     }
-    if (n === 0) break;
-    const e = errno();
-    if (e === EINTR) continue;
-    if (e === EAGAIN) break;
-    if (e === ENOBUFS) {
-      lost++;
-      continue;
-    }
-    throw new SysError("recv", e, "netlink audit", strerror(e));
-  }
+  });
   return { records, lost };
 }
 
