@@ -111,6 +111,37 @@ Deno.test({
       const body = await computers.json() as { computers: Array<{ guid: string }> };
       assert.deepEqual(body.computers.map((c) => c.guid), [identity.guid]);
 
+      // The token from a file, or from standard input, rather than on the command line (ps).
+      const tokenFile = `${root}/registration.token`;
+      await Deno.writeTextFile(tokenFile, `${token}\n`, { mode: 0o600 });
+      const fromFile = await amp(["cloud", "register", "--token-file", tokenFile, "--root", root]);
+      assert.equal(fromFile.code, 0, fromFile.stderr);
+      assert.match(
+        fromFile.stdout,
+        /^Registered again with https:\/\/localhost:\d+ as computer #1 /m,
+      );
+      const piped = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-all", "--quiet", "--no-check", MAIN, "cloud", "register"]
+          .concat(["--token-file", "-", "--root", root]),
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      const writer = piped.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(token));
+      await writer.close();
+      const fromStdin = await piped.output();
+      const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+      assert.equal(fromStdin.code, 0, decode(fromStdin.stderr));
+      assert.match(decode(fromStdin.stdout), /^Registered again .* as computer #1 /m);
+      const neither = await amp(["cloud", "register", "--root", root]);
+      assert.equal(neither.code, 2);
+      assert.match(neither.stderr, /--token or --token-file/);
+      const empty = await amp(["cloud", "register", "--token-file", "/dev/null", "--root", root]);
+      assert.equal(empty.code, 2);
+      assert.match(empty.stderr, /No registration token in \/dev\/null/);
+
       const later = await amp(["cloud", "register", "--token", token, "--later", "--root", root]);
       assert.equal(later.code, 0);
       assert.equal(
@@ -140,4 +171,22 @@ Deno.test("amp cloud serve refuses to serve without TLS unless told (exit 2)", a
   const run = await amp(["cloud", "serve", "--listen", "127.0.0.1:0", "--state", "/nonexistent"]);
   assert.equal(run.code, 2);
   assert.match(run.stderr, /HTTPS needs --tls-cert and --tls-key/);
+});
+
+Deno.test("amp cloud serve refuses a --public-url that is not an http(s) origin (exit 2)", async () => {
+  for (const url of ["ftp://cloud.example.org", "https://cloud.example.org/amp"]) {
+    const run = await amp([
+      "cloud",
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      "--state",
+      "/nonexistent",
+      "--plain-http",
+      "--public-url",
+      url,
+    ]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /Invalid --public-url/);
+  }
 });

@@ -12,8 +12,11 @@ import {
   CloudRequestError,
   CloudUnavailableError,
 } from "../src/cloud/cloud_client.ts";
+import { loadIdentity, registerConnector, saveIdentity } from "../src/cloud/connector_identity.ts";
 import type { HeartbeatRequest, RegisterRequest, WireEvent } from "../src/cloud/protocol.ts";
 import type { PolicyView } from "../src/cloud/server/cloud_store.ts";
+import { EventUploader, isCloudRefusal } from "../src/cloud/event_uploader.ts";
+import { EventsDb } from "../src/store/events_db.ts";
 import { postgresSkip } from "./fixtures/cloud_postgres.ts";
 import { type Backend, startTestCloud, type TestCloud } from "./fixtures/cloud_server.ts";
 
@@ -107,6 +110,110 @@ for (const backend of ["sqlite", "postgres"] as const) {
       const raw = await cloud.store().authenticate(first.key);
       assert.ok(raw);
       assert.notEqual(raw.key_hash, first.key);
+    },
+  );
+
+  test(
+    "register: a known GUID is registered again only with its current key, not the token alone",
+    async (cloud, client) => {
+      const victim = host("web1");
+      const first = await client.register(cloud.registrationToken, victim);
+      await client.uploadEvents(first.key, [event("v:1", { detection: "Victim.Event" })]);
+      // Anyone with the fleet's token: refused, and the victim's key keeps working.
+      await assert.rejects(
+        client.register(cloud.registrationToken, { ...victim, hostname: "attacker" }),
+        (e: Error) =>
+          e instanceof CloudRequestError && e.status === 409 && e.code === "conflict" &&
+          /already registered.*remove the computer in the console.*current key/.test(e.message),
+      );
+      await assert.rejects(
+        client.register(cloud.registrationToken, {
+          ...victim,
+          currentKey: "ampkey_guessed_000000000000000000000000",
+        }),
+        (e: Error) => e instanceof CloudRequestError && e.status === 409,
+      );
+      assert.deepEqual((await client.events(first.key)).map((e) => e.detection), ["Victim.Event"]);
+      assert.equal((await cloud.store().getComputer(first.computerId)).hostname, "web1");
+      assert.ok(cloud.log.some((l) => /^warning: Registration of attacker .* refused/.test(l)));
+      // A wrong token is still a 401, before the GUID is looked at.
+      await assert.rejects(
+        client.register("ampreg_wrong_token_000000000000", victim),
+        (e: Error) => e instanceof CloudRequestError && e.status === 401,
+      );
+      // The computer itself, with its current key: a new key, the same computer.
+      const again = await client.register(cloud.registrationToken, {
+        ...victim,
+        currentKey: first.key,
+      });
+      assert.equal(again.computerId, first.computerId);
+      assert.notEqual(again.key, first.key);
+      await assert.rejects(
+        client.events(first.key),
+        (e: Error) => e instanceof CloudRequestError && e.status === 401,
+      );
+      assert.deepEqual((await client.events(again.key)).map((e) => e.detection), ["Victim.Event"]);
+      // Removed in the console: the GUID registers afresh with the token.
+      await cloud.admin("DELETE", `/computers/${first.computerId}`);
+      const fresh = await client.register(cloud.registrationToken, victim);
+      assert.notEqual(fresh.computerId, first.computerId);
+    },
+  );
+
+  test(
+    "registerConnector() registers again with its earlier key, for the same cloud only",
+    async (cloud, client) => {
+      const root = await Deno.makeTempDir({ prefix: "amp-register-" });
+      try {
+        const options = { root, url: cloud.url };
+        const first = await registerConnector(client, cloud.registrationToken, options);
+        const again = await registerConnector(client, cloud.registrationToken, options);
+        assert.equal(again.computerId, first.computerId);
+        assert.equal(again.guid, first.guid);
+        assert.notEqual(again.key, first.key);
+        assert.deepEqual(await loadIdentity(root), again);
+        // An identity of another cloud is not proof here: its key is never sent.
+        await saveIdentity(root, { ...again, url: "https://other.example.org" });
+        await assert.rejects(
+          registerConnector(client, cloud.registrationToken, options),
+          (e: Error) => e instanceof CloudRequestError && e.status === 409,
+        );
+      } finally {
+        await Deno.remove(root, { recursive: true });
+      }
+    },
+  );
+
+  test(
+    "register checks the token before reading the body, and takes a few KB at most",
+    async (cloud, client) => {
+      using http = Deno.createHttpClient({ caCerts: [cloud.ca.caPem] });
+      const post = async (token: string, body: string) => {
+        const response = await fetch(`${cloud.url}/v1/register`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body,
+          client: http,
+        });
+        return { status: response.status, body: await response.json() as { code: string } };
+      };
+      // Valid JSON, but far too large: without the token it is refused as such, unread.
+      const big = JSON.stringify({ ...host("web1"), hostname: "x".repeat(1024 * 1024) });
+      const anonymous = await post("ampreg_wrong_token_000000000000", big);
+      assert.deepEqual([anonymous.status, anonymous.body.code], [401, "unauthorized"]);
+      const tooLarge = await post(cloud.registrationToken, big);
+      assert.deepEqual([tooLarge.status, tooLarge.body.code], [413, "too-large"]);
+      const padded = JSON.stringify({ ...host("web1"), os: "o".repeat(9 * 1024) });
+      assert.equal((await post(cloud.registrationToken, padded)).status, 413);
+      // A malformed path parameter is a bad request, not an internal error.
+      const { key } = await client.register(cloud.registrationToken, host("web1"));
+      const bad = await fetch(`${cloud.url}/v1/ip-lists/%E0`, {
+        headers: { authorization: `Bearer ${key}` },
+        client: http,
+      });
+      assert.equal(bad.status, 400);
+      assert.equal((await bad.json() as { code: string }).code, "bad-request");
+      assert.ok(!cloud.log.some((l) => l.startsWith("error:")), cloud.log.join("\n"));
     },
   );
 
@@ -220,6 +327,75 @@ for (const backend of ["sqlite", "postgres"] as const) {
       assert.equal(paged.changes.length, 2);
       assert.equal(paged.more, true);
       assert.equal((await client.lookup(key, [bad])).results[0].disposition, "unknown");
+    },
+  );
+
+  test(
+    "the cloud refuses (400) text with NUL and times beyond Date, and stores the rest",
+    async (cloud, client) => {
+      const refused = (status: number) => (e: Error) =>
+        e instanceof CloudRequestError && e.status === status;
+      await assert.rejects(
+        client.register(cloud.registrationToken, { ...host("web1"), hostname: "web\u00001" }),
+        refused(400),
+      );
+      const { key, computerId } = await client.register(cloud.registrationToken, host("web1"));
+      await assert.rejects(
+        client.uploadEvents(key, [event("n:1", { detection: "Bad\u0000Name" })]),
+        refused(400),
+      );
+      await assert.rejects(
+        client.uploadEvents(key, [event("n:2", { time: 9e15 })]),
+        refused(400),
+      );
+      const item = {
+        id: 1,
+        pathText: "/srv/evil.sh",
+        sha256: "c".repeat(64),
+        size: 10,
+        detection: "Amp.Test",
+        engine: "clamav",
+        time: Date.now(),
+      };
+      const ref = { id: 1, serial: 1 };
+      for (
+        const request of [
+          { ...beat(ref), quarantine: [{ ...item, time: 9e15 }] },
+          { ...beat(ref), quarantine: [{ ...item, detection: "Bad\u0000Name" }] },
+          { ...beat(ref), commandResults: [{ id: 1, ok: false, message: "no\u0000pe" }] },
+          { ...beat(ref), version: "0.1.0\u0000" },
+        ]
+      ) {
+        await assert.rejects(client.heartbeat(key, request), refused(400));
+      }
+      // The uploader of a connector that sends such an event anyway: the cloud refuses it
+      // (no 500), the batch goes again one event at a time, and that one event is dropped.
+      const dir = await Deno.makeTempDir({ prefix: "amp-nul-" });
+      const events = await EventsDb.open(`${dir}/events.db`, { host: "web1" });
+      try {
+        for (const detection of ["Before", "Odd", "After"]) {
+          await events.record({ type: "Threat Detected", time: Date.now(), detection });
+        }
+        const dropped: string[] = [];
+        const uploader = new EventUploader({
+          events,
+          isRefusal: isCloudRefusal,
+          onRefused: (e) => dropped.push(e.key),
+        });
+        const withNul = (e: WireEvent) =>
+          e.detection === "Odd" ? { ...e, detection: "Bad\u0000Name" } : e;
+        await uploader.drain(async (batch) => {
+          await client.uploadEvents(key, batch.map(withNul));
+        });
+        assert.equal(await uploader.pending(), 0);
+        assert.equal(dropped.length, 1);
+        const stored = await client.events(key);
+        assert.deepEqual(stored.map((e) => e.detection), ["After", "Before"]);
+        assert.equal(await cloud.store().countEvents(computerId), 2);
+      } finally {
+        await events.close();
+        await Deno.remove(dir, { recursive: true });
+      }
     },
   );
 

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import type { StoredWireEvent } from "../src/cloud/protocol.ts";
 import type { PolicyView } from "../src/cloud/server/cloud_store.ts";
 import { loadIdentity } from "../src/cloud/connector_identity.ts";
+import { RetrospectiveDb } from "../src/cloud/retrospective_db.ts";
 import { startTestConnector, type TestConnector } from "./fixtures/cloud_connector.ts";
 import { postgresSkip } from "./fixtures/cloud_postgres.ts";
 import { type Backend, startTestCloud, type TestCloud } from "./fixtures/cloud_server.ts";
@@ -205,6 +206,83 @@ for (const backend of ["sqlite", "postgres"] as Backend[]) {
   );
 
   test(
+    "a file the cloud called clean, then malicious, is detected and quarantined, once",
+    async (cloud, c) => {
+      const computer = await connected(c, cloud);
+      await cloud.admin("PUT", `/computers/${computer}/policy`, { policyId: 2 });
+      await waitFor("Protect", () => (c.policy().mode.file === "quarantine" ? true : undefined));
+      const trusted = `trusted until it is not ${crypto.randomUUID()}\n`;
+      const convicted = `convicted here first ${crypto.randomUUID()}\n`;
+      for (const content of [trusted, convicted]) {
+        await cloud.admin("PUT", `/dispositions/${sha256(content)}`, { disposition: "clean" });
+      }
+      const seen = await c.scan("trusted.bin", trusted);
+      assert.deepEqual(seen.result.verdict, { kind: "clean", engine: "clamav" });
+      const local = await c.scan("convicted.bin", convicted);
+      assert.equal(local.result.verdict.kind, "clean");
+      // New signatures convict the second file here (the daemon alerts then): not again later.
+      const again = await c.scan("convicted.bin", convicted, {
+        kind: "malicious",
+        name: "Local.Signature",
+        engine: "clamav",
+      });
+      assert.equal(again.result.verdict.kind, "malicious");
+      for (const content of [trusted, convicted]) {
+        await cloud.admin("PUT", `/dispositions/${sha256(content)}`, {
+          disposition: "malicious",
+          name: "Amp.Test.Flipped",
+        });
+      }
+      await waitFor(
+        "the trusted file quarantined",
+        async () => (await exists(seen.path)) ? undefined : true,
+        5_000,
+      );
+      const retro = () =>
+        c.raised.filter((e) => e.type === "Retrospective Detection")
+          .map((e) => [new TextDecoder().decode(e.path), e.action]);
+      assert.deepEqual(retro(), [[seen.path, "quarantined"]]);
+      const [record] = await c.quarantine.list();
+      assert.deepEqual([record.sha256, record.detection], [sha256(trusted), "Amp.Test.Flipped"]);
+      // Both changes were read; the convicted file raised nothing and stays where it is.
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.deepEqual(retro(), [[seen.path, "quarantined"]]);
+      assert.ok(await exists(local.path));
+    },
+  );
+
+  test(
+    "a cloud whose change log restarted (a new database): changes are followed from the start",
+    async (cloud, c) => {
+      const computer = await connected(c, cloud);
+      await cloud.admin("PUT", `/computers/${computer}/policy`, { policyId: 2 });
+      await waitFor("Protect", () => (c.policy().mode.file === "quarantine" ? true : undefined));
+      const content = `seen before the cloud was rebuilt ${crypto.randomUUID()}\n`;
+      const seen = await c.scan("old.bin", content);
+      assert.equal(seen.result.verdict.kind, "clean");
+      // The connector read far into the change log of the cloud's earlier database.
+      const retro = await RetrospectiveDb.open(`${c.root}/var/lib/amp/retrospective.db`);
+      await retro.setCursor(cloud.url, 1_000);
+      await retro.close();
+      await cloud.admin("PUT", `/dispositions/${sha256(content)}`, {
+        disposition: "malicious",
+        name: "Amp.Test.NewDatabase",
+      });
+      await waitFor(
+        "the file quarantined",
+        async () => (await exists(seen.path)) ? undefined : true,
+        5_000,
+      );
+      const check = await RetrospectiveDb.open(`${c.root}/var/lib/amp/retrospective.db`);
+      try {
+        assert.ok((await check.cursor(cloud.url)) < 1_000);
+      } finally {
+        await check.close();
+      }
+    },
+  );
+
+  test(
     "with the cloud stopped, events queue; after restart all arrive in order, none twice",
     async (cloud, c) => {
       const computer = await connected(c, cloud);
@@ -268,6 +346,64 @@ for (const backend of ["sqlite", "postgres"] as Backend[]) {
     },
   );
 }
+
+Deno.test({
+  name:
+    "a cloud that answers more disposition changes without moving its cursor is not asked forever",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // A faulty cloud on loopback: its change log claims more after 0, but never moves on.
+    let pages = 0;
+    let heartbeats = 0;
+    const json = (body: unknown) => Response.json(body);
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/v1/register") {
+        return json({
+          protocol: 1,
+          computerId: 1,
+          key: `ampkey_${"k".repeat(40)}`,
+          policy: { id: 1, serial: 0 },
+          heartbeatSeconds: 1,
+        });
+      }
+      if (path === "/v1/heartbeat") {
+        heartbeats++;
+        return json({
+          protocol: 1,
+          time: Date.now(),
+          heartbeatSeconds: 1,
+          policy: { id: 1, serial: 0 },
+          dispositionCursor: 5,
+        });
+      }
+      if (path === "/v1/dispositions") {
+        pages++;
+        return json({ changes: [], cursor: 0, more: true });
+      }
+      if (path === "/v1/events") {
+        return request.json().then(() => json({ stored: 1, duplicates: 0 }));
+      }
+      return new Response("{}", { status: 404 });
+    });
+    const c = await startTestConnector({
+      cloud: { url: `http://127.0.0.1:${server.addr.port}` },
+      token: "ampreg_test_token_0000000000",
+    });
+    try {
+      await waitFor("Connected", () => (c.link.status === "Connected" ? true : undefined), 10_000);
+      await waitFor("three heartbeats", () => (heartbeats >= 3 ? true : undefined), 10_000);
+      // One page per heartbeat at most, not a loop.
+      assert.ok(pages <= heartbeats + 1, `${pages} pages for ${heartbeats} heartbeats`);
+      assert.equal(c.link.status, "Connected");
+    } finally {
+      // The server first: a link caught in a loop of requests then fails out of it.
+      await server.shutdown();
+      await c.close();
+    }
+  },
+});
 
 Deno.test({
   name: "the connector reaches its cloud through the HTTP proxy of amp.json",

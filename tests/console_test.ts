@@ -22,6 +22,7 @@ import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import { O } from "../ffi/libc.ts";
 import { loadIdentity } from "../src/cloud/connector_identity.ts";
+import { startCloudServer } from "../src/cloud/server/cloud_server.ts";
 import type { StatusReport } from "../src/daemon/status_report.ts";
 import { IpListSourceSchema } from "../src/policy/schema.ts";
 import { bytePath } from "../src/sys/byte_path.ts";
@@ -91,6 +92,71 @@ async function quarantineFile(c: TestConnector, name: string, content: string) {
 async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);
 }
+
+Deno.test({
+  name:
+    "console behind a TLS proxy (--plain-http --public-url https://…): forms pass, cookies Secure",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const state = await Deno.makeTempDir({ prefix: "amp-console-proxy-" });
+    const log: string[] = [];
+    const sink = (level: string) => (m: string) => log.push(`${level}: ${m}`);
+    const server = await startCloudServer({
+      listen: "127.0.0.1:0",
+      stateDir: state,
+      plainHttp: true,
+      publicUrl: "https://cloud.example.org",
+      log: {
+        error: sink("error"),
+        warning: sink("warning"),
+        notice: sink("notice"),
+        info: sink("info"),
+      },
+    });
+    try {
+      const adminToken = (await Deno.readTextFile(`${state}/admin.token`)).trim();
+      // What the proxy passes on: the browser's https Origin, over plain HTTP.
+      const base = server.url;
+      const form = await fetch(`${base}/console/login`);
+      await form.body?.cancel();
+      const [loginCookie] = form.headers.getSetCookie();
+      assert.match(loginCookie, /; Secure$/, "the login cookie is Secure: browsers use https");
+      const csrf = /^amp_console_login=([^;]+)/.exec(loginCookie)![1];
+      const login = (origin: string, token: string) =>
+        fetch(`${base}/console/login`, {
+          method: "POST",
+          redirect: "manual",
+          headers: {
+            origin,
+            cookie: `amp_console_login=${csrf}`,
+            "content-type": "application/x-www-form-urlencoded",
+          },
+          body: new URLSearchParams({ csrf, token, next: "/console/" }),
+        });
+      const wrong = await login("https://cloud.example.org", "ampadm_wrong_token_0000000000");
+      await wrong.body?.cancel();
+      assert.equal(wrong.status, 401);
+      // The log names the client's address, not what the request says its host is.
+      assert.ok(
+        log.includes("warning: Console: failed login from 127.0.0.1"),
+        log.join("\n"),
+      );
+      const ok = await login("https://cloud.example.org", adminToken);
+      await ok.body?.cancel();
+      assert.equal(ok.status, 303);
+      const session = ok.headers.getSetCookie().find((c) => c.startsWith("amp_console="));
+      assert.match(session ?? "", /HttpOnly; SameSite=Strict; Secure$/);
+      // The server's own origin is not the console's: a form from it is refused.
+      const other = await login(base, adminToken);
+      await other.body?.cancel();
+      assert.equal(other.status, 403);
+    } finally {
+      await server.close();
+      await Deno.remove(state, { recursive: true });
+    }
+  },
+});
 
 Deno.test({
   name: "console: login, policies, detections, events, IP lists and restore, with a connector",

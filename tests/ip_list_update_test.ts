@@ -5,6 +5,8 @@
  */
 
 import assert from "node:assert/strict";
+import { IpListSourceSchema } from "../src/policy/schema.ts";
+import { downloadIpLists } from "../src/update/ip_list_download.ts";
 import { runUpdate } from "../src/update/run_update.ts";
 import { daemonSkip, startDaemon, waitFor } from "./fixtures/daemon.ts";
 import { deleteNamespaces, run } from "./fixtures/netns.ts";
@@ -104,6 +106,85 @@ Deno.test("amp update with a policy it cannot read fails the list step and says 
     assert.equal(report.exitCode, 1);
     assert.match(report.ipListsError ?? "", /policy cannot be read/);
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a policy cannot make amp update write a DFC list outside /var/lib/amp/dfc", async () => {
+  const server = listServer("198.51.100.0/24\n");
+  const root = await hostRoot(server.url);
+  try {
+    // The schema refuses a file beside a url, so such a policy is never in force.
+    const refused = IpListSourceSchema.safeParse({
+      name: "drop",
+      url: server.url,
+      file: "/etc/cron.d/amp-owned",
+    });
+    assert.equal(refused.success, false);
+    assert.equal(
+      refused.error?.issues[0].message,
+      "A list with a url is kept in /var/lib/amp/dfc/drop.list; give a file or a url, not both",
+    );
+    await Deno.writeTextFile(
+      `${root}/etc/amp/policy.json`,
+      JSON.stringify({
+        id: 1,
+        name: "Audit Policy for Linux",
+        dfc: { lists: [{ name: "drop", url: server.url, file: "/etc/cron.d/amp-owned" }] },
+      }),
+    );
+    const report = await runUpdate({ root });
+    assert.equal(report.exitCode, 1);
+    assert.match(report.ipListsError ?? "", /give a file or a url, not both/);
+    assert.equal(await Deno.lstat(`${root}/etc/cron.d`).then(() => true, () => false), false);
+
+    // And the download itself writes nowhere else, whatever source it is given.
+    const [outside] = await downloadIpLists(
+      [{ name: "drop", url: server.url, file: "/etc/cron.d/amp-owned", format: "lines" }],
+      { root },
+    );
+    assert.equal(outside.status, "failed");
+    assert.match(outside.detail ?? "", /refusing to write .*\/etc\/cron\.d\/amp-owned/);
+    assert.equal(await Deno.lstat(`${root}/etc/cron.d`).then(() => true, () => false), false);
+    const [climbing] = await downloadIpLists(
+      [{ name: "drop", url: server.url, file: "/var/lib/amp/dfc/../x.list", format: "lines" }],
+      { root },
+    );
+    assert.equal(climbing.status, "failed");
+    assert.equal(
+      await Deno.lstat(`${root}/var/lib/amp/x.list`).then(() => true, () => false),
+      false,
+    );
+  } finally {
+    await server.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("amp update writes a DFC list through no link left in /var/lib/amp/dfc", async () => {
+  const server = listServer("198.51.100.0/24\n");
+  const root = await hostRoot(server.url);
+  const dir = `${root}/var/lib/amp/dfc`;
+  const victim = `${root}/etc/victim`;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(victim, "untouched\n");
+    // Links where the list and its temporary file go: the list replaces them, never writes through.
+    await Deno.symlink(victim, `${dir}/drop.list`);
+    await Deno.symlink(victim, `${dir}/drop.list.tmp-${Deno.pid}`);
+    await Deno.symlink(victim, `${dir}/drop.list.meta.json.tmp-${Deno.pid}`);
+    const source = IpListSourceSchema.parse({ name: "drop", url: server.url });
+    const [download] = await downloadIpLists([source], { root });
+    assert.equal(download.status, "updated", download.detail);
+    assert.equal(await Deno.readTextFile(victim), "untouched\n");
+    assert.equal((await Deno.lstat(`${dir}/drop.list`)).isFile, true);
+    assert.equal(await Deno.readTextFile(`${dir}/drop.list`), server.body);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(), [
+      "drop.list",
+      "drop.list.meta.json",
+    ]);
+  } finally {
+    await server.close();
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -14,7 +14,7 @@ import { daemonSkip, events, startDaemon } from "./fixtures/daemon.ts";
 import { buildContainer, startMirror, type TestMirror } from "./fixtures/update_mirror.ts";
 import { IpcServer } from "../src/ipc/ipc_server.ts";
 import { CloudClient } from "../src/cloud/cloud_client.ts";
-import { registerConnector } from "../src/cloud/connector_identity.ts";
+import { registerConnector, saveIdentity } from "../src/cloud/connector_identity.ts";
 import { startTestCloud } from "./fixtures/cloud_server.ts";
 
 const HOLDER = new URL("./fixtures/update_lock_holder.ts", import.meta.url).pathname;
@@ -434,6 +434,39 @@ Deno.test("runUpdate() owes a failed daemon reload to the next run, even when no
   } finally {
     await server.close();
     await h.close();
+  }
+});
+
+Deno.test("runUpdate() never sends the key of another cloud's registration", async () => {
+  const root = await Deno.makeTempDir({ prefix: "amp-update-other-cloud-" });
+  const seen: Array<string | null> = [];
+  const cloud = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    seen.push(request.headers.get("authorization"));
+    return new Response("{}", { status: 500 });
+  });
+  try {
+    const url = `http://127.0.0.1:${cloud.addr.port}`;
+    await Deno.mkdir(`${root}/etc/amp`, { recursive: true });
+    await Deno.writeTextFile(`${root}/etc/amp/amp.json`, JSON.stringify({ cloud: { url } }));
+    await saveIdentity(root, {
+      url: "https://other.example.org",
+      guid: crypto.randomUUID(),
+      computerId: 7,
+      key: `ampkey_of_the_other_cloud_${"0".repeat(20)}`,
+      registeredAt: Date.now(),
+      heartbeatSeconds: 60,
+    });
+    const report = await runUpdate({ root });
+    assert.equal(report.policy?.status, "not-registered");
+    assert.equal(
+      report.policy?.message,
+      `registered with another cloud (https://other.example.org), not ${url}: ` +
+        "amp cloud register --token TOKEN",
+    );
+    assert.deepEqual(seen, [], "the cloud was asked with the other cloud's key");
+  } finally {
+    await cloud.shutdown();
+    await Deno.remove(root, { recursive: true });
   }
 });
 

@@ -47,10 +47,45 @@ interface ServeOptions {
   tlsCert?: string;
   tlsKey?: string;
   plainHttp?: boolean;
+  publicUrl?: string;
   heartbeat: number;
   adminTokenFile?: string;
   registrationTokenFile?: string;
   logLevel: LogLevel;
+}
+
+interface RegisterOptions {
+  token?: string;
+  tokenFile?: string;
+  later?: boolean;
+  root: string;
+}
+
+/** The token of `--token` or `--token-file` (a file, or `-` for standard input). */
+async function registrationToken(opts: RegisterOptions): Promise<string> {
+  if ((opts.token === undefined) === (opts.tokenFile === undefined)) {
+    throw new UsageError("Give the registration token with --token or --token-file (one of them)");
+  }
+  if (opts.token !== undefined) return opts.token;
+  const file = opts.tokenFile!;
+  let text: string;
+  try {
+    text = file === "-"
+      ? await new Response(Deno.stdin.readable).text()
+      : await Deno.readTextFile(file);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read the registration token from ${file === "-" ? "standard input" : file}: ${
+        error instanceof Error ? error.message : error
+      }`,
+      { cause: error },
+    );
+  }
+  const token = text.trim();
+  if (!token) {
+    throw new UsageError(`No registration token in ${file === "-" ? "standard input" : file}`);
+  }
+  return token;
 }
 
 /** Builds `amp cloud`. */
@@ -81,6 +116,12 @@ export function makeCloudCommand(io: CommandIo = defaultIo): Command {
       .option("--tls-key <file>", "PEM private key")
       .option("--plain-http", "serve plain HTTP (only behind a TLS-terminating proxy)")
       .option(
+        "--public-url <url>",
+        "the address browsers use for the console (https://cloud.example.org); required\n" +
+          "for the console behind a TLS-terminating proxy (--plain-http): forms are\n" +
+          "accepted from this origin only, and cookies are Secure when it is https",
+      )
+      .option(
         "--heartbeat <seconds>",
         "heartbeat interval given to connectors",
         seconds,
@@ -99,6 +140,7 @@ Examples:
   amp cloud serve --tls-cert /etc/amp-cloud/cert.pem --tls-key /etc/amp-cloud/key.pem
   amp cloud serve --listen 127.0.0.1:8443 --db postgres://amp:secret@db/amp \\
       --tls-cert cert.pem --tls-key key.pem
+  amp cloud serve --listen 127.0.0.1:8080 --plain-http --public-url https://cloud.example.org
   curl -H "Authorization: Bearer $(cat /var/lib/amp-cloud/admin.token)" \\
       https://cloud.example.org/admin/v1/computers
   The console: https://cloud.example.org/console/ (log in with the admin token)`,
@@ -114,6 +156,7 @@ Examples:
             tlsCert: opts.tlsCert,
             tlsKey: opts.tlsKey,
             plainHttp: opts.plainHttp,
+            publicUrl: opts.publicUrl,
             heartbeatSeconds: opts.heartbeat,
             adminTokenFile: opts.adminTokenFile,
             registrationTokenFile: opts.registrationTokenFile,
@@ -142,12 +185,17 @@ Examples:
       .summary("register this connector with the cloud named in amp.json")
       .description(
         "Register with the cloud of amp.json (cloud.url, cloud.ca, cloud.proxy) using a\n" +
-          "registration token from its administrator. The connector's GUID and its own\n" +
+          "registration token from its administrator (--token, or --token-file to keep it\n" +
+          "off the command line). The connector's GUID and its own\n" +
           "key are kept in /var/lib/amp/cloud_identity.json (0600); a running daemon\n" +
           "picks them up by itself. With --later the token is left in\n" +
           `${REGISTRATION_TOKEN_PATH} for the daemon to use when the cloud is reachable.`,
       )
-      .requiredOption("--token <token>", "the registration token")
+      .option("--token <token>", "the registration token (visible to other users in ps)")
+      .option(
+        "--token-file <file>",
+        "read the registration token from FILE (- for standard input)",
+      )
       .option("--later", "do not contact the cloud now: leave the token for the daemon")
       .option("--root <dir>", "host root", "/")
       .addHelpText(
@@ -156,9 +204,12 @@ Examples:
 Exit status: 0 registered (or token saved), 1 the cloud refused or could not be reached.
 
 Examples:
-  amp install --cloud https://cloud.example.org && amp cloud register --token ampreg_…`,
+  amp install --cloud https://cloud.example.org && amp cloud register --token ampreg_…
+  amp cloud register --token-file /root/registration.token
+  printf '%s' "$TOKEN" | amp cloud register --token-file -`,
       )
-      .action(async (opts: { token: string; later?: boolean; root: string }) => {
+      .action(async (opts: RegisterOptions) => {
+        const token = await registrationToken(opts);
         const { config } = await loadConfig({ root: opts.root });
         const url = config.cloud.url;
         if (!url) {
@@ -169,7 +220,7 @@ Examples:
         if (opts.later) {
           const path = resolveUnderRoot(opts.root, REGISTRATION_TOKEN_PATH);
           await Deno.mkdir(resolveUnderRoot(opts.root, "/etc/amp"), { recursive: true });
-          await Deno.writeTextFile(path, opts.token + "\n", { mode: 0o600 });
+          await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
           io.stdout(`Saved the registration token in ${path}: the daemon registers by itself.`);
           return io.exit(0);
         }
@@ -180,7 +231,7 @@ Examples:
         });
         try {
           const before = await loadIdentity(opts.root);
-          const identity = await registerConnector(client, opts.token, { root: opts.root, url });
+          const identity = await registerConnector(client, token, { root: opts.root, url });
           io.stdout(
             `${
               before ? "Registered again" : "Registered"

@@ -34,8 +34,8 @@ export function makeUpdateCommand(io: CommandIo = defaultIo): Command {
         "     auto       freshclam when it is installed, else download (the default)\n" +
         "   Without update.mirror nothing is downloaded (ClamAV's public mirrors are\n" +
         "   never contacted unless you name them).\n" +
-        "3. IP lists: the policy's DFC lists that have a url are downloaded into their\n" +
-        "   files (default /var/lib/amp/dfc/NAME.list), conditionally (ETag), checked\n" +
+        "3. IP lists: the policy's DFC lists that have a url are downloaded into\n" +
+        "   /var/lib/amp/dfc/NAME.list, conditionally (ETag), checked\n" +
         "   (a download without a single address keeps the old list) and replaced\n" +
         "   atomically.\n" +
         "4. Reload: when the signatures or a list changed and the daemon runs, it\n" +

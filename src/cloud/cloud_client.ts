@@ -102,8 +102,24 @@ export interface CloudClientOptions {
 }
 
 /**
- * Parses and checks a cloud URL: http or https, no query or fragment. The
- * path, if any, is a prefix for every call.
+ * Whether a URL's host is this machine: 127.0.0.0/8, ::1 or localhost.
+ *
+ * @example
+ * ```ts
+ * import { isLoopbackHost } from "./cloud_client.ts";
+ * isLoopbackHost(new URL("http://[::1]:8080").hostname); // true
+ * ```
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return host === "localhost" || host === "::1" || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * Parses and checks a cloud URL: https (plain http only on this machine, as
+ * for a cloud reached through a local tunnel: the key and the policy must not
+ * cross a network in clear), no query or fragment. The path, if any, is a
+ * prefix for every call.
  *
  * @example
  * ```ts
@@ -120,6 +136,12 @@ export function cloudUrl(url: string): URL {
   }
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
     throw new TypeError(`Invalid cloud URL ${url}: expected https://`);
+  }
+  if (parsed.protocol === "http:" && !isLoopbackHost(parsed.hostname)) {
+    throw new TypeError(
+      `Invalid cloud URL ${url}: use https:// (plain http is only for this machine: ` +
+        "127.0.0.0/8, ::1, localhost)",
+    );
   }
   if (parsed.search || parsed.hash) {
     throw new TypeError(`Invalid cloud URL ${url}: no query or fragment allowed`);

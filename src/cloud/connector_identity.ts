@@ -87,8 +87,9 @@ export function hostFacts(): Omit<RegisterRequest, "guid"> {
 }
 
 /**
- * Registers with the cloud (keeping the GUID of an earlier registration) and
- * saves the identity.
+ * Registers with the cloud (keeping the GUID of an earlier registration, and
+ * proving it with the earlier key when that registration is with the same
+ * cloud) and saves the identity.
  *
  * @param client the cloud's client
  * @param token a registration token from the cloud's administrator
@@ -101,7 +102,9 @@ export async function registerConnector(
 ): Promise<Identity> {
   const previous = await loadIdentity(options.root);
   const guid = previous?.guid ?? crypto.randomUUID();
-  const answer = await client.register(token, { guid, ...hostFacts() });
+  const request: RegisterRequest = { guid, ...hostFacts() };
+  if (previous?.url === options.url) request.currentKey = previous.key;
+  const answer = await client.register(token, request);
   const identity: Identity = {
     url: options.url,
     guid,

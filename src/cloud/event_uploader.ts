@@ -14,6 +14,7 @@ import { Buffer } from "node:buffer";
 import type { StoredEvent } from "../store/event.ts";
 import type { EventsDb } from "../store/events_db.ts";
 import { escapePath } from "../sys/byte_path.ts";
+import { CloudRequestError } from "./cloud_client.ts";
 import { MAX_EVENT_BATCH, type WireEvent, WireEventSchema } from "./protocol.ts";
 
 /** Default bound on events waiting for the cloud. */
@@ -87,6 +88,25 @@ export function toWireEvent(event: StoredEvent, instance: string): WireEvent {
   };
 }
 
+/** The statuses by which a cloud refuses the events themselves (bad, too large, unprocessable). */
+const REFUSALS: readonly number[] = [400, 413, 422];
+
+/**
+ * Whether an upload failed because the cloud refused what was sent (400, 413
+ * or 422), rather than because it is away or failing (5xx, timeouts): what
+ * {@linkcode EventUploaderOptions.isRefusal} should say for a cloud client.
+ *
+ * @example
+ * ```ts
+ * import { CloudRequestError } from "./cloud_client.ts";
+ * import { isCloudRefusal } from "./event_uploader.ts";
+ * isCloudRefusal(new CloudRequestError("too large", 413, "too-large")); // true
+ * ```
+ */
+export function isCloudRefusal(error: unknown): boolean {
+  return error instanceof CloudRequestError && REFUSALS.includes(error.status);
+}
+
 /** Options of {@linkcode EventUploader}. */
 export interface EventUploaderOptions {
   events: EventsDb;
@@ -98,7 +118,8 @@ export interface EventUploaderOptions {
   onDrop?: (dropped: number) => void;
   /**
    * Whether an upload failed because the cloud refused the events themselves
-   * (a 400: say, an event type an older cloud does not know), rather than
+   * (a 400, 413 or 422: say, an event type an older cloud does not know, or
+   * text it cannot store; see {@linkcode isCloudRefusal}), rather than
    * because it is unreachable. Such a batch is resent one event at a time,
    * and an event refused alone is dropped from the queue (counted).
    */

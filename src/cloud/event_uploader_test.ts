@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { EventsDb } from "../store/events_db.ts";
-import { EventUploader, toWireEvent } from "./event_uploader.ts";
+import { CloudRequestError, CloudUnavailableError } from "./cloud_client.ts";
+import { EventUploader, isCloudRefusal, toWireEvent } from "./event_uploader.ts";
 import { type WireEvent, WireEventSchema } from "./protocol.ts";
 
 async function withEvents(fn: (events: EventsDb, path: string) => Promise<void>) {
@@ -112,6 +113,15 @@ Deno.test("EventUploader resends a refused batch one by one and drops only the r
     assert.equal(uploader.dropped, 1);
     assert.equal(await uploader.pending(), 0, "the queue is not blocked");
   });
+});
+
+Deno.test("isCloudRefusal() is a 400, 413 or 422 from the cloud, not an outage", () => {
+  for (const status of [400, 413, 422]) {
+    assert.equal(isCloudRefusal(new CloudRequestError("refused", status, "x")), true, `${status}`);
+  }
+  assert.equal(isCloudRefusal(new CloudRequestError("unauthorized", 401, "unauthorized")), false);
+  assert.equal(isCloudRefusal(new CloudUnavailableError("down", { status: 503 })), false);
+  assert.equal(isCloudRefusal(new Error("other")), false);
 });
 
 Deno.test("toWireEvent() cuts oversized text and details to the protocol's limits", () => {

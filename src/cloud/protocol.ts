@@ -69,6 +69,24 @@ export const MAX_EVENT_BATCH = 1000;
 /** Most disposition changes in one answer. */
 export const MAX_DISPOSITION_CHANGES = 5000;
 
+/** The latest instant a JavaScript `Date` can hold (ms since the epoch): later times are refused. */
+export const MAX_TIME_MS = 8.64e15;
+
+/** An instant sent by a connector (ms since the epoch, within the range of `Date`). */
+const epochMs = z.number().int().nonnegative().max(MAX_TIME_MS);
+
+/**
+ * Text from a connector, at most `max` characters and without NUL, which
+ * PostgreSQL cannot store in a text column (the insert would fail, and the
+ * connector would send the same batch again and again).
+ */
+function text(max: number) {
+  return z.string().max(max).refine(
+    (s) => !s.includes("\0"),
+    "Expected text without NUL characters",
+  );
+}
+
 /** A lower-case hex SHA-256. */
 export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "Expected a lower-case hex SHA-256");
 
@@ -101,14 +119,19 @@ export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 export const RegisterRequestSchema = z.strictObject({
   /** The connector's GUID, made once at registration and kept. */
   guid: z.uuid(),
-  hostname: z.string().min(1).max(255),
+  hostname: text(255).min(1),
   /** The distribution (`PRETTY_NAME` of os-release). */
-  os: z.string().max(255),
+  os: text(255),
   /** The running kernel release. */
-  kernel: z.string().max(255),
-  arch: z.string().max(64),
+  kernel: text(255),
+  arch: text(64),
   /** amp's version. */
-  version: z.string().max(64),
+  version: text(64),
+  /**
+   * The key of the connector's registration so far: a GUID the cloud knows is
+   * registered again only with it (a registration token alone does not do).
+   */
+  currentKey: z.string().min(32).max(256).optional(),
 });
 
 /** `POST /v1/register`: who the connector is. */
@@ -134,13 +157,13 @@ export const QuarantineItemSchema = z.strictObject({
   /** The record's id in the connector's quarantine. */
   id: z.number().int().positive(),
   /** The original path, escaped for display. */
-  pathText: z.string().max(16_384),
+  pathText: text(16_384),
   sha256: Sha256Schema,
   size: z.number().int().nonnegative(),
-  detection: z.string().max(255),
-  engine: z.string().max(64),
+  detection: text(255),
+  engine: text(64),
   /** When it was quarantined (ms since the epoch). */
-  time: z.number().int().nonnegative(),
+  time: epochMs,
 });
 
 /** A quarantined file as the connector reports it. */
@@ -151,7 +174,7 @@ export const CommandResultSchema = z.strictObject({
   id: z.number().int().positive(),
   ok: z.boolean(),
   /** What happened, for the console (the error when not ok). */
-  message: z.string().max(1000),
+  message: text(1000),
 });
 
 /** The outcome of one command. */
@@ -162,13 +185,13 @@ export const HeartbeatRequestSchema = z.strictObject({
   /** The policy in force (id and serial). */
   policy: PolicyRefSchema,
   /** What `amp status` shows as faults. */
-  faults: z.array(z.string().max(1000)).max(100),
+  faults: z.array(text(1000)).max(100),
   /** amp's version (it may change with an update). */
-  version: z.string().max(64),
+  version: text(64),
   /** Real-time monitor backend (`fanotify`, `off`, …). */
-  monitor: z.string().max(64),
+  monitor: text(64),
   /** A description of the signatures in use (ClamAV version and count). */
-  signatures: z.string().max(255).optional(),
+  signatures: text(255).optional(),
   counts: z.strictObject({
     /** Events recorded and not yet uploaded. */
     queuedEvents: z.number().int().nonnegative(),
@@ -271,31 +294,31 @@ const base64 = z.string().max(16_384).regex(/^[A-Za-z0-9+/]*={0,2}$/, "Expected 
  * instance and the event's id there), so a batch sent twice is stored once.
  */
 export const WireEventSchema = z.strictObject({
-  key: z.string().min(1).max(100),
+  key: text(100).min(1),
   type: z.enum(EVENT_TYPES),
-  time: z.number().int().nonnegative(),
-  host: z.string().max(255),
-  policy: z.strictObject({ name: z.string().max(255), id: z.number().int() }).optional(),
+  time: epochMs,
+  host: text(255),
+  policy: z.strictObject({ name: text(255), id: z.number().int() }).optional(),
   path: base64.optional(),
-  pathText: z.string().max(16_384).optional(),
+  pathText: text(16_384).optional(),
   sha256: Sha256Schema.optional(),
   size: z.number().int().nonnegative().optional(),
-  detection: z.string().max(255).optional(),
-  engine: z.string().max(64).optional(),
-  action: z.string().max(64).optional(),
+  detection: text(255).optional(),
+  engine: text(64).optional(),
+  action: text(64).optional(),
   pid: z.number().int().optional(),
   ppid: z.number().int().optional(),
   uid: z.number().int().optional(),
   executable: base64.optional(),
-  executableText: z.string().max(16_384).optional(),
-  commandLine: z.string().max(16_384).optional(),
+  executableText: text(16_384).optional(),
+  commandLine: text(16_384).optional(),
   parentExecutable: base64.optional(),
-  parentExecutableText: z.string().max(16_384).optional(),
-  localAddress: z.string().max(64).optional(),
+  parentExecutableText: text(16_384).optional(),
+  localAddress: text(64).optional(),
   localPort: z.number().int().min(0).max(65535).optional(),
-  remoteAddress: z.string().max(64).optional(),
+  remoteAddress: text(64).optional(),
   remotePort: z.number().int().min(0).max(65535).optional(),
-  protocol: z.string().max(16).optional(),
+  protocol: text(16).optional(),
   details: z.record(z.string(), z.unknown()).optional(),
 });
 

@@ -1,7 +1,8 @@
 /**
  * The retrospective database (/var/lib/amp/retrospective.db): every file
- * the cloud did not know when the connector saw it (or could not be asked
- * about), by SHA-256 and path (bytes), with when it was first and last seen. When the cloud later calls a
+ * the cloud did not call malicious when the connector saw it (clean, unknown,
+ * or not asked), by SHA-256 and path (bytes), with when it was first and last
+ * seen. When the cloud later calls a
  * hash malicious, these are the files to report and, under a quarantine
  * policy, to quarantine. It also keeps the cursor into the cloud's
  * disposition change log, so that no change is missed across restarts.
@@ -178,8 +179,9 @@ export class RetrospectiveDb {
     }));
   }
 
-  /** Forgets one file (it is gone, or was quarantined). */
+  /** Forgets one file (it is gone, was quarantined, or was convicted otherwise). */
   async forget(sha256: string, path: BytePath): Promise<void> {
+    this.#pending.delete(`${sha256}\0${escapePath(path)}`);
     await this.#db.deleteFrom("seen_files").where("sha256", "=", sha256)
       .where("path", "=", path).execute();
   }

@@ -8,7 +8,9 @@
  * @module
  */
 import { z } from "zod";
+import { cloudUrl } from "../cloud/cloud_client.ts";
 import { ConfigError, resolveUnderRoot } from "../policy/load_policy.ts";
+import { errorMessage } from "../sys/sys_error.ts";
 
 /** Where the local configuration lives, relative to `--root`. */
 export const CONFIG_PATH = "/etc/amp/amp.json";
@@ -53,7 +55,14 @@ export const AmpConfigSchema = z.strictObject({
   socket: absolutePath.default("/run/amp/ampd.sock"),
   /** The cloud (a later part of amp); `amp install --cloud URL` writes the URL. */
   cloud: z.strictObject({
-    url: z.url({ protocol: /^https?$/ }).optional(),
+    /** https (plain http only for a cloud on this machine: see `cloudUrl`). */
+    url: z.url({ protocol: /^https?$/ }).superRefine((url, ctx) => {
+      try {
+        cloudUrl(url);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", input: url, message: errorMessage(error) });
+      }
+    }).optional(),
     /** A CA bundle for the cloud's certificate. */
     ca: absolutePath.optional(),
     /** An HTTP proxy for the cloud. */

@@ -26,3 +26,19 @@ Deno.test("parseConfigText() keeps given monitor paths", () => {
   assert.deepEqual(config.monitor.paths, ["/srv"]);
   assert.equal(config.logLevel, "debug");
 });
+
+Deno.test("parseConfigText() refuses a plain-http cloud URL unless it is this machine", () => {
+  assert.throws(
+    () => parseConfigText('{"cloud": {"url": "http://cloud.example.org"}}', "amp.json"),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /cloud\.url/);
+      assert.match(e.message, /use https:\/\//);
+      return true;
+    },
+  );
+  const local = parseConfigText('{"cloud": {"url": "http://127.0.0.1:8080"}}', "amp.json");
+  assert.equal(local.cloud.url, "http://127.0.0.1:8080");
+  const tls = parseConfigText('{"cloud": {"url": "https://cloud.example.org"}}', "amp.json");
+  assert.equal(tls.cloud.url, "https://cloud.example.org");
+});

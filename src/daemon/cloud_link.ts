@@ -17,12 +17,13 @@
  * and that is not allow-listed is looked up by SHA-256 (the cloud query cache
  * first, then a batched request). The cloud never blocks protection: while it
  * is unreachable the answer is "unknown" at once and the offline verdict
- * stands. Files the cloud does not know (or could not be asked about) are
- * recorded in retrospective.db; when the cloud later calls such a hash
- * malicious, each file raises Retrospective Detection and, under a quarantine
- * policy, is quarantined if it is still there with the same content. Files
- * convicted when seen are not recorded: their conviction was dealt with then,
- * and a second alert about them would be noise.
+ * stands. Files the cloud called clean, or does not know (or could not be
+ * asked about), are recorded in retrospective.db; when the cloud later calls
+ * such a hash malicious, each file raises Retrospective Detection and, under a
+ * quarantine policy, is quarantined if it is still there with the same
+ * content. Files convicted when seen are not recorded, and a recorded file
+ * convicted later (new signatures, the cloud's answer) is forgotten: its
+ * conviction was dealt with then, and a second alert about it would be noise.
  *
  * Commands: a heartbeat answer may carry commands from the console (restore
  * a quarantined file). They are carried out through the quarantine at once,
@@ -57,7 +58,7 @@ import {
   saveIdentity,
   waitingToken,
 } from "../cloud/connector_identity.ts";
-import { EventUploader } from "../cloud/event_uploader.ts";
+import { EventUploader, isCloudRefusal } from "../cloud/event_uploader.ts";
 import { LookupCache } from "../cloud/lookup_cache.ts";
 import {
   type Command,
@@ -214,7 +215,7 @@ export class CloudLink {
       events: options.events,
       onDrop: (n) =>
         options.log.warning(`Event upload queue over its bound: ${n} oldest events dropped`),
-      isRefusal: (e) => e instanceof CloudRequestError && e.status === 400,
+      isRefusal: isCloudRefusal,
       onRefused: (e, error) =>
         options.log.error(
           `The cloud refused event ${e.key} (${e.type}): ${
@@ -307,20 +308,23 @@ export class CloudLink {
   async check(file: OpenFile, result: FileVerdict): Promise<FileVerdict> {
     const v = result.verdict;
     const sha256 = result.sha256;
-    if (!this.#lookup || !this.#retro || !sha256 || !this.#o.policy().engines.cloud.enabled) {
-      return result;
-    }
+    if (!this.#retro || !sha256) return result;
     try {
+      // Convicted here and now: a later disposition change must not alert about it again.
+      if (v.kind === "malicious") await this.#retro.forget(sha256, file.path);
+      if (!this.#lookup || !this.#o.policy().engines.cloud.enabled) return result;
       if (v.kind !== "clean" || v.engine === "allowlist") return result;
       const answer = await this.#lookup.lookup(sha256);
       if (answer.disposition === "malicious") {
+        await this.#retro.forget(sha256, file.path);
         return {
           ...result,
           verdict: { kind: "malicious", name: answer.name ?? "Cloud.Malicious", engine: "cloud" },
           cached: false,
         };
       }
-      if (answer.disposition === "unknown") this.#retro.record(sha256, file.path);
+      // Clean or unknown now: followed, so that a change to malicious is detected.
+      this.#retro.record(sha256, file.path);
       return result;
     } catch (error) {
       this.#o.log.warning(`Cloud lookup failed: ${errorMessage(error)}`);
@@ -429,7 +433,16 @@ export class CloudLink {
       await saveIdentity(this.#o.root, identity).catch(() => {});
     }
     if (answer.policyDocument) await this.#applyPolicy(answer.policy, answer.policyDocument);
-    const cursor = await this.#retro!.cursor(this.#url!);
+    let cursor = await this.#retro!.cursor(this.#url!);
+    if (answer.dispositionCursor < cursor) {
+      // The cloud's change log is behind what this connector read: its database was made anew.
+      this.#o.log.warning(
+        `The cloud's disposition changes end at ${answer.dispositionCursor}, before this ` +
+          `connector's cursor ${cursor} (a new cloud database?): following them from the start`,
+      );
+      cursor = 0;
+      await this.#retro!.setCursor(this.#url!, cursor);
+    }
     if (answer.dispositionCursor > cursor) await this.#followDispositions(identity, cursor);
   }
 
@@ -563,11 +576,11 @@ export class CloudLink {
         .slice(0, MAX_HEARTBEAT_QUARANTINE)
         .map((r) => ({
           id: r.id,
-          pathText: r.pathText.slice(0, 16_384),
+          pathText: wireText(r.pathText, 16_384),
           sha256: r.sha256,
           size: r.size,
-          detection: r.detection.slice(0, 255),
-          engine: r.engine.slice(0, 64),
+          detection: wireText(r.detection, 255),
+          engine: wireText(r.engine, 64),
           time: r.time,
         }));
     } catch (error) {
@@ -581,7 +594,7 @@ export class CloudLink {
     for (const command of commands) {
       if (this.#results.some((r) => r.id === command.id)) continue;
       const outcome = await this.#restore(command);
-      this.#results.push({ id: command.id, ...outcome, message: outcome.message.slice(0, 1000) });
+      this.#results.push({ id: command.id, ...outcome, message: wireText(outcome.message, 1000) });
       this.#o.log[outcome.ok ? "notice" : "warning"](
         `Cloud command #${command.id} (restore quarantined file #${command.quarantineId}): ${outcome.message}`,
       );
@@ -620,6 +633,16 @@ export class CloudLink {
     for (;;) {
       const page = await this.#client!.dispositions(identity.key, cursor);
       await this.#applyChanges(page.changes);
+      if (page.cursor <= cursor) {
+        // "More" without moving on would ask for the same page for ever.
+        if (page.more) {
+          this.#o.log.warning(
+            `The cloud announced more disposition changes after ${cursor} without moving its ` +
+              "cursor: asking again at the next heartbeat",
+          );
+        }
+        return;
+      }
       cursor = page.cursor;
       await this.#retro!.setCursor(this.#url!, cursor);
       if (!page.more) return;
@@ -729,7 +752,7 @@ export class CloudLink {
 /** The heartbeat's facts from the daemon's status. */
 export function heartbeatFacts(s: StatusReport): HeartbeatFacts {
   const facts: HeartbeatFacts = {
-    faults: s.faults.slice(0, 100).map((f) => f.slice(0, 1000)),
+    faults: s.faults.slice(0, 100).map((f) => wireText(f, 1000)),
     version: s.version,
     monitor: s.monitor.backend,
     counts: {
@@ -741,6 +764,11 @@ export function heartbeatFacts(s: StatusReport): HeartbeatFacts {
   const c = s.engines.clamav;
   if (c) facts.signatures = `ClamAV ${c.version} (${c.signatures} signatures)`;
   return facts;
+}
+
+/** Text as the protocol takes it: NUL (which the cloud refuses) replaced, cut to `max`. */
+function wireText(text: string, max: number): string {
+  return text.replaceAll("\0", "\uFFFD").slice(0, max);
 }
 
 function emptyStats(): CloudLookupStats {

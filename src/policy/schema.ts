@@ -97,7 +97,11 @@ export const ProcessExclusionSchema = z.strictObject({
  */
 export const IpListSourceSchema = z.strictObject({
   name: z.string().trim().min(1).regex(/^[\w.-]+$/, "Use letters, digits, dot, dash, underscore"),
-  /** The list's file; for a `url` list, where `amp update` keeps it (default /var/lib/amp/dfc/NAME.list). */
+  /**
+   * The list's file, for a list kept on the host. A `url` list names none: `amp update`
+   * keeps it in /var/lib/amp/dfc/NAME.list (a policy from the cloud must not choose
+   * where root writes).
+   */
   file: absolutePath.optional(),
   /** Where `amp update` downloads the list from (http or https). */
   url: z.url({ protocol: /^https?$/ }).optional(),
@@ -110,11 +114,20 @@ export const IpListSourceSchema = z.strictObject({
   message: "A csv list needs a column (index or header name)",
   path: ["column"],
 }).refine((l) => l.file !== undefined || l.url !== undefined, {
-  message: "A list needs a file, a url, or both",
+  message: "A list needs a file or a url",
   path: ["file"],
+}).superRefine((l, ctx) => {
+  if (l.file === undefined || l.url === undefined) return;
+  ctx.addIssue({
+    code: "custom",
+    input: l.file,
+    path: ["file"],
+    message: `A list with a url is kept in ${IP_LIST_DIR}/${l.name}.list; ` +
+      "give a file or a url, not both",
+  });
 }).transform((l) => ({ ...l, file: l.file ?? `${IP_LIST_DIR}/${l.name}.list` }));
 
-/** Where `amp update` keeps downloaded DFC lists that name no file. */
+/** Where `amp update` keeps downloaded DFC lists (`NAME.list`). */
 export const IP_LIST_DIR = "/var/lib/amp/dfc";
 
 /** A connector policy, as found in `/etc/amp/policy.json` or fetched from the cloud. */

@@ -1,6 +1,11 @@
 /**
- * The DFC lists a policy names by URL, fetched by `amp update` into their
- * files (by default `/var/lib/amp/dfc/NAME.list`). Each download is
+ * The DFC lists a policy names by URL, fetched by `amp update` into
+ * `/var/lib/amp/dfc/NAME.list`, and nowhere else: the policy may come from
+ * the cloud, and the update runs as root, so the schema refuses a `file`
+ * beside a `url` and the download refuses any file outside that directory.
+ * The new list is written to a temporary file created afresh (never through
+ * a link left there) and renamed over the old one (which replaces a link
+ * rather than following it). Each download is
  * conditional (the last answer's ETag and Last-Modified are kept beside the
  * list in `NAME.list.meta.json`), parsed before it replaces anything, and
  * written by rename, so the daemon never reads half a list:
@@ -20,14 +25,14 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { loadConfig } from "../config/amp_config.ts";
 import { proxyOption } from "../cloud/cloud_client.ts";
 import { loadIdentity, readCaCerts } from "../cloud/connector_identity.ts";
 import { parseIpList } from "../dfc/ip_list_parse.ts";
 import type { Logger } from "../log/logger.ts";
 import { resolveUnderRoot } from "../policy/load_policy.ts";
-import type { IpListSource } from "../policy/schema.ts";
+import { IP_LIST_DIR, type IpListSource } from "../policy/schema.ts";
 import { redactUrl } from "../support/redact.ts";
 import { errorMessage as message } from "../sys/sys_error.ts";
 
@@ -135,6 +140,11 @@ async function downloadOne(
     file,
     status: "failed",
   };
+  const dir = resolveUnderRoot(options.root, IP_LIST_DIR);
+  if (dirname(file) !== dir || !basename(file).endsWith(".list")) {
+    result.detail = `refusing to write ${file}: a list with a url is kept in ${dir}`;
+    return result;
+  }
   const present = await Deno.lstat(file).then(() => true, () => false);
   const meta = present ? await readMeta(file) : {};
   const headers = new Headers();
@@ -225,10 +235,13 @@ function isUnder(url: string, base: URL): boolean {
   }
 }
 
+/** Writes a new file beside `file` (never through a link) and renames it over `file`. */
 async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${Deno.pid}`;
+  // A leftover of a run that died (or a link put there): removing it removes the link itself.
+  await Deno.remove(tmp).catch(() => {});
   try {
-    await Deno.writeFile(tmp, bytes, { mode: 0o644 });
+    await Deno.writeFile(tmp, bytes, { mode: 0o644, createNew: true });
     await Deno.chmod(tmp, 0o644);
     const f = await Deno.open(tmp, { read: true });
     try {

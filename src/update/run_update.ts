@@ -6,7 +6,7 @@
  *    says who runs and does nothing),
  * 2. **config** `/etc/amp/amp.json`,
  * 3. **policy** from the cloud, when amp.json names one and the connector is
- *    registered: the assigned policy, checked with the policy schema, replaces
+ *    registered with that cloud: the assigned policy, checked with the policy schema, replaces
  *    /etc/amp/policy.json when its id or serial differ (a running daemon's
  *    cloud link does the same at each heartbeat; this covers a stopped one),
  * 4. **signatures** from `update.mirror` into `clamav.dbDir`, through
@@ -236,6 +236,15 @@ async function fetchPolicy(root: string, config: AmpConfig): Promise<PolicyStep>
     return {
       status: "not-registered",
       message: `not registered with ${redactUrl(url)} yet (amp cloud register --token TOKEN)`,
+    };
+  }
+  // The key of one cloud is never sent to another.
+  if (identity.url !== url) {
+    return {
+      status: "not-registered",
+      message: `registered with another cloud (${redactUrl(identity.url)}), not ${
+        redactUrl(url)
+      }: amp cloud register --token TOKEN`,
     };
   }
   let answer: PolicyResponse;

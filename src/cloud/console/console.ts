@@ -7,7 +7,9 @@
  * Access: the admin token, given once at the login form, opens a session
  * (see session.ts); every page but the login form and the style sheet needs
  * one. Every post must carry the session's CSRF token, and a post whose
- * Origin header names another site is refused before its form is read.
+ * Origin header names another site is refused before its form is read (the
+ * site is the public URL's when the console is behind a TLS-terminating
+ * proxy, `amp cloud serve --public-url`, and the request's own otherwise).
  *
  * Pages: dashboard_page.ts, computers_pages.ts, events_pages.ts,
  * policies_pages.ts (with policy_form.ts), detections_pages.ts.
@@ -69,8 +71,13 @@ export interface ConsoleOptions {
   store: CloudStore;
   /** The admin token: what the login form asks for. */
   adminToken: string;
-  /** The cloud serves HTTPS: cookies are marked Secure. */
+  /** Browsers reach the console over HTTPS: cookies are marked Secure. */
   secure: boolean;
+  /**
+   * The origin browsers use (`https://cloud.example.org`) when it is not the
+   * request's own (behind a TLS-terminating proxy): only posts from it pass.
+   */
+  origin?: string;
   /** How often connectors send a heartbeat. */
   heartbeatSeconds: number;
   log?: ApiLog;
@@ -90,7 +97,11 @@ interface Route {
 }
 
 /** The console's answer to a request, or undefined when it is not the console's. */
-export type ConsoleHandler = (request: Request, url: URL) => Promise<Response | undefined>;
+export type ConsoleHandler = (
+  request: Request,
+  url: URL,
+  info?: Deno.ServeHandlerInfo,
+) => Promise<Response | undefined>;
 
 /**
  * Builds the console, to pass as the cloud API's `fallback`.
@@ -135,7 +146,7 @@ export function consoleHandler(options: ConsoleOptions): ConsoleHandler {
   on("POST", "/ip-lists", saveIpList);
   on("POST", "/ip-lists/:name/delete", deleteIpList);
 
-  const login = async (request: Request, url: URL): Promise<Response> => {
+  const login = async (request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> => {
     const form = await readForm(request);
     const expected = parseCookies(request.headers.get("cookie")).get(LOGIN_COOKIE);
     const next = safeNext(form.get("next"));
@@ -148,7 +159,7 @@ export function consoleHandler(options: ConsoleOptions): ConsoleHandler {
       });
     }
     if (!tokensEqual(form.get("token")?.trim() ?? "", options.adminToken)) {
-      options.log?.warning(`Console: failed login from ${url.origin}`);
+      options.log?.warning(`Console: failed login from ${clientAddress(info)}`);
       await new Promise((r) => setTimeout(r, options.failedLoginDelayMs ?? 500));
       return loginPage({ secure: options.secure, next, status: 401, error: "Wrong admin token." });
     }
@@ -163,7 +174,7 @@ export function consoleHandler(options: ConsoleOptions): ConsoleHandler {
     return new Response(null, { status: 303, headers });
   };
 
-  return async (request, url) => {
+  return async (request, url, info) => {
     const path = url.pathname;
     if (path === "/" && request.method === "GET") return redirect(`${CONSOLE_PREFIX}/`);
     if (path !== CONSOLE_PREFIX && !path.startsWith(`${CONSOLE_PREFIX}/`)) return undefined;
@@ -178,7 +189,7 @@ export function consoleHandler(options: ConsoleOptions): ConsoleHandler {
           },
         });
       }
-      if (request.method === "POST" && !sameOrigin(request, url)) {
+      if (request.method === "POST" && !sameOrigin(request, options.origin ?? url.origin)) {
         await request.body?.cancel();
         return problem(403, "Forbidden", "A form from another site was refused.");
       }
@@ -187,7 +198,7 @@ export function consoleHandler(options: ConsoleOptions): ConsoleHandler {
       );
       const local = path.slice(CONSOLE_PREFIX.length) || "/";
       if (local === "/login") {
-        if (request.method === "POST") return await login(request, url);
+        if (request.method === "POST") return await login(request, info);
         if (session) return redirect(safeNext(url.searchParams.get("next")));
         return loginPage({
           secure: options.secure,
@@ -278,11 +289,21 @@ export function safeNext(next: string | null | undefined): string {
   return `${CONSOLE_PREFIX}/`;
 }
 
-/** A post without an Origin header (older clients) passes; one naming another origin does not. */
-export function sameOrigin(request: Request, url: URL): boolean {
+/**
+ * A post without an Origin header (older clients) passes; one naming another
+ * origin than `expected` (the console's, as browsers see it) does not.
+ */
+export function sameOrigin(request: Request, expected: string): boolean {
   const origin = request.headers.get("origin");
   if (origin === null) return true;
-  return origin === url.origin;
+  return origin === expected;
+}
+
+/** The client's address for the log (the proxy's, behind one). */
+function clientAddress(info: Deno.ServeHandlerInfo | undefined): string {
+  const addr = info?.remoteAddr;
+  if (addr === undefined) return "an unknown address";
+  return addr.transport === "tcp" || addr.transport === "udp" ? addr.hostname : addr.transport;
 }
 
 function match(pattern: string[], segments: string[]): Record<string, string> | undefined {

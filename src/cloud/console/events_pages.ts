@@ -14,6 +14,7 @@ import {
   CONSOLE_PREFIX,
   eventsHref,
   formatBytes,
+  isoTime,
   page,
   SECURITY_HEADERS,
   shortHash,
@@ -328,8 +329,8 @@ export const CSV_COLUMNS = [
 export function eventCsvRow(e: CloudEvent, hostname: string | undefined): string {
   return csvRow([
     e.id,
-    new Date(e.time).toISOString(),
-    new Date(e.received).toISOString(),
+    isoTime(e.time) ?? e.time,
+    isoTime(e.received) ?? e.received,
     e.computerId,
     hostname,
     e.type,

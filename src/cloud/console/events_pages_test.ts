@@ -54,4 +54,6 @@ Deno.test("eventCsvRow() writes every column, escaped, in the header's order", (
   assert.match(row, /"\/tmp\/a,b\.sh"/);
   assert.match(row, /"'=cmd\|"" \/c calc"""/);
   assert.match(row, /"\{""origin"":""on-access""\}"\r\n$/);
+  // A time beyond the range of Date is written as it came, not an exception.
+  assert.ok(eventCsvRow({ ...e, time: 9e15 }, "web1").startsWith("5,9000000000000000,2025-"));
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { barChart, niceMax } from "./chart.ts";
 import { escapeHtml, href, html, trusted } from "./html.ts";
-import { formatBytes, formatTime, page } from "./layout.ts";
+import { formatBytes, formatTime, page, timeCell } from "./layout.ts";
 
 Deno.test("escapeHtml() escapes the five characters that matter in text and attributes", () => {
   assert.equal(
@@ -50,6 +50,13 @@ Deno.test("page() frames content with headings, landmarks and security headers",
 Deno.test("formatTime() and formatBytes() give UTC times and binary units", () => {
   assert.equal(formatTime(Date.UTC(2025, 0, 2, 3, 4, 5, 678)), "2025-01-02 03:04:05 UTC");
   assert.equal(formatTime(undefined), "");
+  // Beyond the range of Date (a connector may send any number): the raw number, no exception.
+  assert.equal(formatTime(9e15), "9000000000000000");
+  assert.equal(timeCell(9e15).value, "9000000000000000");
+  assert.equal(
+    timeCell(0).value,
+    '<time datetime="1970-01-01T00:00:00.000Z">1970-01-01 00:00:00 UTC</time>',
+  );
   assert.equal(formatBytes(68), "68 bytes");
   assert.equal(formatBytes(1536), "1.5 KiB");
   assert.equal(formatBytes(5 * 1024 * 1024), "5 MiB");

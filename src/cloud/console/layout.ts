@@ -132,13 +132,32 @@ export function redirect(location: string, headers: Record<string, string> = {})
  */
 export function formatTime(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return "";
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  const iso = isoTime(ms);
+  return iso === undefined ? String(ms) : iso.replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
-/** A `<time>` element with the machine-readable instant. */
+/**
+ * A time in ISO 8601, or undefined when a `Date` cannot hold it (a
+ * connector's clock, or a bug, may send any number: it must not break a page).
+ *
+ * @example
+ * ```ts
+ * import { isoTime } from "./layout.ts";
+ * isoTime(0); // "1970-01-01T00:00:00.000Z"
+ * isoTime(9e15); // undefined
+ * ```
+ */
+export function isoTime(ms: number): string | undefined {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+/** A `<time>` element with the machine-readable instant (the raw number if it is no date). */
 export function timeCell(ms: number | undefined): Html {
   if (ms === undefined) return html``;
-  return html`<time datetime="${new Date(ms).toISOString()}">${formatTime(ms)}</time>`;
+  const iso = isoTime(ms);
+  if (iso === undefined) return html`${String(ms)}`;
+  return html`<time datetime="${iso}">${formatTime(ms)}</time>`;
 }
 
 /**

@@ -102,7 +102,7 @@ export function policyToForm(policy: Policy): URLSearchParams {
   policy.dfc.lists.forEach((l, i) => {
     f.set(`dfc.${i}.name`, l.name);
     f.set(`dfc.${i}.url`, l.url ?? "");
-    // A url list's default file is the schema's: show it empty so that a rename follows.
+    // A url list's file is always the schema's (a url list names none): show it empty.
     f.set(`dfc.${i}.file`, l.url && l.file === `/var/lib/amp/dfc/${l.name}.list` ? "" : l.file);
     f.set(`dfc.${i}.format`, l.format);
     f.set(`dfc.${i}.column`, l.column === undefined ? "" : String(l.column));

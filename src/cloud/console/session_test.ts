@@ -77,7 +77,7 @@ Deno.test("safeNext() keeps console paths only; sameOrigin() refuses other sites
   const url = new URL("https://cloud.example:8443/console/x");
   const req = (origin?: string) =>
     new Request(url, { method: "POST", headers: origin ? { origin } : {} });
-  assert.equal(sameOrigin(req("https://cloud.example:8443"), url), true);
-  assert.equal(sameOrigin(req("https://evil.example"), url), false);
-  assert.equal(sameOrigin(req(), url), true);
+  assert.equal(sameOrigin(req("https://cloud.example:8443"), url.origin), true);
+  assert.equal(sameOrigin(req("https://evil.example"), url.origin), false);
+  assert.equal(sameOrigin(req(), url.origin), true);
 });

@@ -50,6 +50,9 @@ import type { ComputerRow } from "./cloud_schema.ts";
 /** The largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
+/** The largest registration accepted, in bytes (a registration is a few short fields). */
+export const MAX_REGISTER_BYTES = 8 * 1024;
+
 /** What the API logs. */
 export interface ApiLog {
   info(message: string): void;
@@ -64,14 +67,18 @@ export interface CloudApiOptions {
   adminToken: string;
   log?: ApiLog;
   /**
-   * Answers requests the API does not know (the console mounts here);
-   * undefined falls through to 404.
+   * Answers requests the API does not know (the console mounts here), given
+   * the connection's facts when served; undefined falls through to 404.
    */
-  fallback?: (request: Request, url: URL) => Promise<Response | undefined>;
+  fallback?: (
+    request: Request,
+    url: URL,
+    info?: Deno.ServeHandlerInfo,
+  ) => Promise<Response | undefined>;
 }
 
 /** A request handler for `Deno.serve`. */
-export type CloudHandler = (request: Request) => Promise<Response>;
+export type CloudHandler = (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response>;
 
 /** An error answer with its status. */
 class HttpError extends Error {
@@ -131,12 +138,31 @@ export function cloudApi(options: CloudApiOptions): CloudHandler {
 
   // ---- connector calls
   on("POST", PATHS.register, async (request) => {
+    // The token first: whoever has none must not get the server to read a body.
     const token = bearer(request);
-    if (token === undefined) {
-      throw new HttpError(401, "unauthorized", "Registration token required");
+    if (token === undefined || !await store.registrationTokenValid(token)) {
+      await request.body?.cancel();
+      throw new HttpError(
+        401,
+        "unauthorized",
+        token === undefined
+          ? "Registration token required"
+          : "Unknown or revoked registration token",
+      );
     }
-    const body = parse(RegisterRequestSchema, await readJson(request));
-    const answer = await store.register(token, body);
+    const body = parse(
+      RegisterRequestSchema,
+      await readJson(request, undefined, MAX_REGISTER_BYTES),
+    );
+    const answer = await store.register(token, body).catch((error) => {
+      if (error instanceof CloudStoreError && error.code === "conflict") {
+        options.log?.warning(
+          `Registration of ${body.hostname} as ${body.guid} refused: that computer is ` +
+            "registered, and the request does not carry its current key",
+        );
+      }
+      throw error;
+    });
     options.log?.info(
       `Registered ${body.hostname} (${body.guid}) as computer #${answer.computerId}`,
     );
@@ -361,7 +387,7 @@ export function cloudApi(options: CloudApiOptions): CloudHandler {
   });
   on("GET", "/health", () => Promise.resolve({ ok: true, protocol: PROTOCOL_VERSION }));
 
-  return async (request: Request): Promise<Response> => {
+  return async (request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> => {
     const url = new URL(request.url);
     const segments = url.pathname.split("/").filter(Boolean);
     let allowed = false;
@@ -376,7 +402,7 @@ export function cloudApi(options: CloudApiOptions): CloudHandler {
         const answer = await route.run(request, url, params);
         return answer instanceof Response ? answer : json(200, answer);
       }
-      const other = await options.fallback?.(request, url);
+      const other = await options.fallback?.(request, url, info);
       if (other) return other;
       if (allowed) throw new HttpError(405, "method-not-allowed", `${request.method} not allowed`);
       throw new HttpError(404, "not-found", `No such call: ${url.pathname}`);
@@ -390,10 +416,18 @@ function match(pattern: string[], segments: string[]): Params | undefined {
   if (pattern.length !== segments.length) return undefined;
   const params: Params = {};
   for (let i = 0; i < pattern.length; i++) {
-    if (pattern[i].startsWith(":")) params[pattern[i].slice(1)] = decodeURIComponent(segments[i]);
+    if (pattern[i].startsWith(":")) params[pattern[i].slice(1)] = decodeSegment(segments[i]);
     else if (pattern[i] !== segments[i]) return undefined;
   }
   return params;
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, "bad-request", `Invalid percent-encoding in the path: ${segment}`);
+  }
 }
 
 function bearer(request: Request): string | undefined {
@@ -424,18 +458,23 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   throw new HttpError(400, "bad-request", `Invalid request:\n${z.prettifyError(result.error)}`);
 }
 
-async function readJson(request: Request, empty?: unknown): Promise<unknown> {
+async function readJson(
+  request: Request,
+  empty?: unknown,
+  max = MAX_BODY_BYTES,
+): Promise<unknown> {
   const length = Number(request.headers.get("content-length") ?? "0");
-  if (length > MAX_BODY_BYTES) {
-    throw new HttpError(413, "too-large", `Request body over ${MAX_BODY_BYTES} bytes`);
+  if (length > max) {
+    await request.body?.cancel();
+    throw new HttpError(413, "too-large", `Request body over ${max} bytes`);
   }
   const chunks: Uint8Array[] = [];
   let size = 0;
   if (request.body) {
     for await (const chunk of request.body) {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        throw new HttpError(413, "too-large", `Request body over ${MAX_BODY_BYTES} bytes`);
+      if (size > max) {
+        throw new HttpError(413, "too-large", `Request body over ${max} bytes`);
       }
       chunks.push(chunk);
     }

@@ -44,12 +44,23 @@ export interface CloudServerOptions {
   tlsKey?: string;
   /** Serve plain HTTP (behind a TLS-terminating proxy only). */
   plainHttp?: boolean;
+  /**
+   * The address browsers use for the console (`https://cloud.example.org`),
+   * when it is not the server's own: behind a TLS-terminating proxy. The
+   * console accepts forms from this origin only, and marks its cookies
+   * Secure when it is https.
+   */
+  publicUrl?: string;
   heartbeatSeconds?: number;
   adminTokenFile?: string;
   registrationTokenFile?: string;
   log: ServerLog;
   /** Requests the API does not know: the web console unless something else is given. */
-  fallback?: (request: Request, url: URL) => Promise<Response | undefined>;
+  fallback?: (
+    request: Request,
+    url: URL,
+    info?: Deno.ServeHandlerInfo,
+  ) => Promise<Response | undefined>;
 }
 
 /** A running cloud. */
@@ -93,6 +104,7 @@ export async function startCloudServer(options: CloudServerOptions): Promise<Run
       "HTTPS needs --tls-cert and --tls-key (or --plain-http behind a TLS proxy)",
     );
   }
+  const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tls = options.plainHttp ? undefined : {
     cert: await readText(options.tlsCert!, "TLS certificate"),
     key: await readText(options.tlsKey!, "TLS key"),
@@ -112,8 +124,20 @@ export async function startCloudServer(options: CloudServerOptions): Promise<Run
     const registrationToken = await tokenFromFile(registrationFile, "ampreg", log);
     await store.ensureRegistrationToken(registrationToken, `file ${registrationFile}`);
 
-    const fallback = options.fallback ??
-      consoleHandler({ store, adminToken, secure: tls !== undefined, heartbeatSeconds, log });
+    if (!tls && !publicUrl) {
+      log.warning(
+        "Plain HTTP without --public-url: the console refuses forms from browsers that reach " +
+          "it through an https proxy (give --public-url https://HOST)",
+      );
+    }
+    const fallback = options.fallback ?? consoleHandler({
+      store,
+      adminToken,
+      secure: publicUrl ? publicUrl.protocol === "https:" : tls !== undefined,
+      ...(publicUrl ? { origin: publicUrl.origin } : {}),
+      heartbeatSeconds,
+      log,
+    });
     const handler = cloudApi({ store, adminToken, log, fallback });
     const listening = Promise.withResolvers<Deno.NetAddr>();
     server = Deno.serve({
@@ -131,7 +155,8 @@ export async function startCloudServer(options: CloudServerOptions): Promise<Run
     const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
     const url = `${scheme}://${host}:${addr.port}`;
     log.notice(
-      `amp cloud serving ${url} (protocol v1, database ${opened.describe}, heartbeat ${heartbeatSeconds} s)`,
+      `amp cloud serving ${url} (protocol v1, database ${opened.describe}, heartbeat ${heartbeatSeconds} s)` +
+        (publicUrl ? `, console at ${publicUrl.origin}/console/` : ""),
     );
     const running = server;
     let closing: Promise<void> | undefined;
@@ -155,6 +180,34 @@ export async function startCloudServer(options: CloudServerOptions): Promise<Run
     await opened.db.destroy();
     throw error;
   }
+}
+
+/**
+ * Parses `--public-url`: an http or https origin (a path is not served: the
+ * console lives at `/console/`).
+ *
+ * @example
+ * ```ts
+ * import { parsePublicUrl } from "./cloud_server.ts";
+ * parsePublicUrl("https://cloud.example.org/").origin; // "https://cloud.example.org"
+ * ```
+ */
+export function parsePublicUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (error) {
+    throw new TypeError(`Invalid --public-url ${value}: not a URL`, { cause: error });
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new TypeError(`Invalid --public-url ${value}: expected https://HOST[:PORT]`);
+  }
+  if (url.pathname !== "/" || url.search || url.hash || url.username || url.password) {
+    throw new TypeError(
+      `Invalid --public-url ${value}: give the origin only (https://HOST[:PORT]), no path`,
+    );
+  }
+  return url;
 }
 
 async function readText(path: string, what: string): Promise<string> {

@@ -20,7 +20,8 @@
  * @module
  */
 
-import { createHash, randomBytes } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { type Kysely, sql, type Transaction } from "kysely";
 import { z } from "zod";
 import { parseIpList } from "../../dfc/ip_list_parse.ts";
@@ -308,11 +309,21 @@ export class CloudStore {
 
   // ---- connector calls
 
+  /** Whether a registration token is known and not revoked (checked before a request is read). */
+  async registrationTokenValid(token: string): Promise<boolean> {
+    const grant = await this.#db.selectFrom("registration_tokens").select("revoked_at")
+      .where("token_hash", "=", hashCredential(token)).executeTakeFirst();
+    return grant !== undefined && grant.revoked_at === null;
+  }
+
   /**
-   * Registers a connector (or re-registers the same GUID, which replaces its
-   * key) with a valid registration token.
+   * Registers a connector with a valid registration token. A GUID the cloud
+   * knows is registered again (its key replaced) only with proof of its
+   * current key: the token is shared by a fleet, and must not let one
+   * computer take over another's identity.
    *
-   * @throws {CloudStoreError} "unauthorized" for an unknown or revoked token
+   * @throws {CloudStoreError} "unauthorized" for an unknown or revoked token;
+   * "conflict" for a known GUID without its current key
    */
   register(token: string, request: RegisterRequest): Promise<RegisterResponse> {
     return this.#db.transaction().execute(async (trx) => {
@@ -332,11 +343,22 @@ export class CloudStore {
         key_hash: hashCredential(key),
         last_seen: now,
       };
-      const existing = await trx.selectFrom("computers").select(["id", "policy_id"])
+      const existing = await trx.selectFrom("computers").select(["id", "policy_id", "key_hash"])
         .where("guid", "=", request.guid).executeTakeFirst();
       let id: number;
       let policyId: number;
       if (existing) {
+        const proof = request.currentKey === undefined
+          ? undefined
+          : Buffer.from(hashCredential(request.currentKey));
+        const stored = Buffer.from(existing.key_hash);
+        if (!proof || proof.length !== stored.length || !timingSafeEqual(proof, stored)) {
+          throw new CloudStoreError(
+            "conflict",
+            `Computer ${request.guid} is already registered: to register it again, remove ` +
+              "the computer in the console (Computers), or register with its current key",
+          );
+        }
         id = Number(existing.id);
         policyId = Number(existing.policy_id);
         await trx.updateTable("computers").set(facts).where("id", "=", id).execute();
