@@ -31,10 +31,17 @@ export const AMPAVFLT_SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   /** int eventfd(unsigned int initval, int flags) */
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** int getrlimit(int resource, struct rlimit *rlim) */
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  /** int setrlimit(int resource, const struct rlimit *rlim) */
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** `AMPAVFLT_VERSION`: the protocol this mirror describes. */
-export const AMPAVFLT_VERSION = 1;
+export const AMPAVFLT_VERSION = 2;
+
+/** `AMPAVFLT_MAX_TIMEOUT_MS`: the longest timeout `AMPAVFLT_CMD_CONFIG` takes. */
+export const AMPAVFLT_MAX_TIMEOUT_MS = 60_000;
 
 /** `AMPAVFLT_EV_*`: `ampavflt_event.kind`. */
 export const AMPAVFLT_EV = {
@@ -46,12 +53,14 @@ export const AMPAVFLT_EV = {
 
 /** `AMPAVFLT_EVF_*`: `ampavflt_event.flags`. */
 export const AMPAVFLT_EVF = {
-  /** The exec waits for a verdict (or the module's timeout). */
+  /** The exec waits for a verdict (or one of the module's timeouts). */
   PERM: 0x1,
-  /** No descriptor: the path follows the record. */
+  /** No descriptor (`fd` is -1): the path follows the record. */
   PATH: 0x2,
   /** OVERFLOW: exec notifications were among the lost. */
   EXEC_LOST: 0x4,
+  /** An exec the kernel started (a usermode helper such as modprobe): never held. */
+  KERNEL: 0x8,
 } as const;
 
 /** `AMPAVFLT_MASK_*`: the event mask of `AMPAVFLT_CMD_CONFIG`. */
@@ -68,11 +77,12 @@ export const AMPAVFLT_CMD = {
   CONFIG: 2,
   CACHE: 3,
   FORGET: 4,
+  SKIP_DEV: 5,
 } as const;
 
-/** `AMPAVFLT_ALLOW`: verdict argument. */
+/** `AMPAVFLT_ALLOW`: verdict argument, and CONFIG `timeout_answer`. */
 export const AMPAVFLT_ALLOW = 1;
-/** `AMPAVFLT_DENY`: verdict argument (the exec fails with EPERM). */
+/** `AMPAVFLT_DENY`: verdict argument (the exec fails with EPERM), and CONFIG `timeout_answer`. */
 export const AMPAVFLT_DENY = 2;
 
 /**
@@ -101,16 +111,19 @@ export const AMPAVFLT_EVENT = {
 } as const;
 
 /**
- * `struct ampavflt_command` (24 bytes): `version` u16 @0, `cmd` u16 @2,
- * `arg` u32 @4, `id` u64 @8, `value` u64 @16.
+ * `struct ampavflt_command` (32 bytes): `version` u16 @0, `cmd` u16 @2,
+ * `arg` u32 @4, `id` u64 @8, `value` u64 @16, `queue_timeout_ms` u32 @24,
+ * `timeout_answer` u32 @28.
  */
 export const AMPAVFLT_COMMAND = {
-  size: 24,
+  size: 32,
   version: 0,
   cmd: 2,
   arg: 4,
   id: 8,
   value: 16,
+  queue_timeout_ms: 24,
+  timeout_answer: 28,
 } as const;
 
 /** `struct pollfd` (8 bytes): `fd` s32 @0, `events` s16 @4, `revents` s16 @6. */
@@ -121,6 +134,12 @@ export const POLL = { IN: 0x1, ERR: 0x8, HUP: 0x10, NVAL: 0x20 } as const;
 
 /** `eventfd` flags. */
 export const EFD = { NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
+
+/** `RLIMIT_NOFILE` (the same on x86_64 and aarch64). */
+export const RLIMIT_NOFILE = 7;
+
+/** `struct rlimit` (16 bytes on 64-bit Linux): `rlim_cur` u64 @0, `rlim_max` u64 @8. */
+export const RLIMIT = { size: 16, rlim_cur: 0, rlim_max: 8 } as const;
 
 /** The `open` flags the client passes (the same on x86_64 and aarch64). */
 export const AVFLT_O = { RDWR: 2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;

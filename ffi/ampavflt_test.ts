@@ -8,11 +8,14 @@ import {
   AMPAVFLT_EVENT,
   AMPAVFLT_EVF,
   AMPAVFLT_MASK,
+  AMPAVFLT_MAX_TIMEOUT_MS,
   AMPAVFLT_VERSION,
   AVFLT_O,
   EFD,
   POLL,
   POLLFD,
+  RLIMIT,
+  RLIMIT_NOFILE,
 } from "./ampavflt.ts";
 import { hasCompiler, IN_CI, runC } from "../tests/fixtures/native.ts";
 
@@ -33,11 +36,14 @@ function expected(): Map<string, number> {
   for (const [k, v] of Object.entries(POLL)) m.set(`POLL${k}`, v);
   for (const [k, v] of Object.entries(EFD)) m.set(`EFD_${k}`, v);
   m.set("AMPAVFLT_VERSION", AMPAVFLT_VERSION);
+  m.set("AMPAVFLT_MAX_TIMEOUT_MS", AMPAVFLT_MAX_TIMEOUT_MS);
+  m.set("RLIMIT_NOFILE", RLIMIT_NOFILE);
   m.set("AMPAVFLT_ALLOW", AMPAVFLT_ALLOW);
   m.set("AMPAVFLT_DENY", AMPAVFLT_DENY);
   for (const [field, value] of Object.entries(AMPAVFLT_EVENT)) m.set(`event.${field}`, value);
   for (const [field, value] of Object.entries(AMPAVFLT_COMMAND)) m.set(`command.${field}`, value);
   for (const [field, value] of Object.entries(POLLFD)) m.set(`pollfd.${field}`, value);
+  for (const [field, value] of Object.entries(RLIMIT)) m.set(`rlimit.${field}`, value);
   return m;
 }
 
@@ -63,6 +69,7 @@ Deno.test({
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include "${HEADER}"
 #define V(n) printf(#n " %lld\\n", (long long)(n))
 #define OFF(name, t, f) printf(name " %zu\\n", offsetof(t, f))
@@ -72,6 +79,7 @@ ${constants.map((n) => `  V(${n});`).join("\n")}
 ${layout("event", "struct ampavflt_event", AMPAVFLT_EVENT)}
 ${layout("command", "struct ampavflt_command", AMPAVFLT_COMMAND)}
 ${layout("pollfd", "struct pollfd", POLLFD)}
+${layout("rlimit", "struct rlimit", RLIMIT)}
   return 0;
 }
 `);
@@ -87,5 +95,5 @@ Deno.test("AMPAVFLT_EVENT and AMPAVFLT_COMMAND sizes are multiples of 8 (explici
   assert.equal(AMPAVFLT_COMMAND.size % 8, 0);
   // The last field ends where the struct does: no hidden tail padding.
   assert.equal(AMPAVFLT_EVENT.lost + 8, AMPAVFLT_EVENT.size);
-  assert.equal(AMPAVFLT_COMMAND.value + 8, AMPAVFLT_COMMAND.size);
+  assert.equal(AMPAVFLT_COMMAND.timeout_answer + 4, AMPAVFLT_COMMAND.size);
 });

@@ -1,7 +1,8 @@
 /**
  * The ampavflt kernel module for real: it builds without warnings against
  * Debian's kernel headers, and inside a qemu VM (TCG) booting Debian's own
- * kernel it serves `amp daemon` on the avflt backend (see
+ * kernel a small client (tests/fixtures/vm/avflt_probe.c) checks the
+ * device's contract, then it serves `amp daemon` on the avflt backend (see
  * tests/fixtures/vm/guest.sh for the checks run in the guest). The VM's
  * console is printed when a check fails.
  *
@@ -53,9 +54,10 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "ampavflt in a VM: amp daemon denies (active) and kills (passive) a block-listed program, " +
-    "convicts a written sample, and its death releases held execs; rmmod works",
+  name: "ampavflt in a VM: the device's contract (EPERM, EINVAL, fd -1, fail-closed timeouts, " +
+    "kernel execs, memfd, a gone daemon); amp daemon denies (active) and kills (passive) a " +
+    "block-listed program, convicts a written sample, fails closed, skips what it should, " +
+    "and its death releases held execs; rmmod works",
   ignore: skip,
   sanitizeResources: false,
   async fn() {
@@ -89,12 +91,26 @@ Deno.test({
       for (
         const what of [
           "insmod",
+          "sysfs: protocol version",
+          "probe: another process cannot read or write the daemon's descriptor (EPERM)",
+          "probe: a read too small for the first record (a path) gets EINVAL",
+          "probe: with no descriptor left a record has fd -1 and the path",
+          "probe: a timeout over 60 s is refused",
+          "probe: a nonzero unused field is refused",
+          "probe: a file of procfs is never cached",
+          "fail-closed: a delivered exec left unanswered is denied at the module's timeout",
+          "a program run from a memfd (fexecve) is held",
+          "an exec the kernel starts (modprobe) is reported without being held",
+          "a registered daemon whose process is gone holds no exec",
           "daemon started on the avflt backend",
           "amp status names the avflt backend",
           "active: a block-listed program is denied",
           "a sample written to disk is convicted",
           "passive: a block-listed program is killed",
           "an unanswered exec is allowed at the module's timeout and counted",
+          "fail-closed: an exec the stopped daemon never reads is denied at the module's timeout",
+          "unmounting a file system drops its verdict cache entries",
+          "a program on a file system the daemon skips runs without waiting",
           "an exec waits while the daemon does not answer",
           "killing the daemon releases the held exec",
           "rmmod",

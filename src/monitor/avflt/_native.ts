@@ -5,6 +5,12 @@
  * read straight after it; `poll` is `nonblocking` (another thread) and only
  * reports readiness. Failures throw {@linkcode SysError}.
  *
+ * Descriptors: the module installs one descriptor per event in this
+ * process, so RLIMIT_NOFILE bounds how many events can be held at once
+ * before the module must give paths instead. Opening the device raises
+ * the soft limit to the hard one (Deno does so at start-up too, but a
+ * compiled or embedded runtime may not).
+ *
  * @module
  */
 
@@ -16,6 +22,8 @@ import {
   EFD,
   POLL,
   POLLFD,
+  RLIMIT,
+  RLIMIT_NOFILE,
 } from "../../../ffi/ampavflt.ts";
 import { bytePath, cPath } from "../../sys/byte_path.ts";
 import { errno, readlink, strerror } from "../../sys/libc.ts";
@@ -47,6 +55,7 @@ function fail(syscall: string, detail?: string): never {
  * @param path the device node (default /dev/ampavflt)
  */
 export function openAvfltDevice(path = AMPAVFLT_DEVICE): AvfltPort {
+  raiseNofileLimit();
   const fd = lib().open(cPath(bytePath(path)), AVFLT_O.RDWR | AVFLT_O.NONBLOCK | AVFLT_O.CLOEXEC);
   if (fd < 0) fail("open", path);
   const wake = lib().eventfd(0, EFD.CLOEXEC | EFD.NONBLOCK);
@@ -56,6 +65,46 @@ export function openAvfltDevice(path = AMPAVFLT_DEVICE): AvfltPort {
     throw new SysError("eventfd", e, undefined, strerror(e));
   }
   return new NativeAvfltPort(fd, wake, path);
+}
+
+/** Raises RLIMIT_NOFILE's soft limit to its hard limit (best effort: a failure leaves it). */
+export function raiseNofileLimit(): void {
+  const buf = new Uint8Array(RLIMIT.size);
+  const view = new DataView(buf.buffer);
+  if (lib().getrlimit(RLIMIT_NOFILE, buf) !== 0) return;
+  const max = view.getBigUint64(RLIMIT.rlim_max, true);
+  if (view.getBigUint64(RLIMIT.rlim_cur, true) >= max) return;
+  view.setBigUint64(RLIMIT.rlim_cur, max, true);
+  lib().setrlimit(RLIMIT_NOFILE, buf);
+}
+
+/**
+ * The module's protocol from sysfs: the device's `version` attribute (found
+ * through its device number, so any node of it works), else the `version`
+ * line of `stats` (modules of protocol 1 had only that).
+ *
+ * @param path the device node
+ */
+export function avfltProtocolVersion(path: string): number | undefined {
+  let dir: string;
+  try {
+    const rdev = BigInt(Deno.statSync(path).rdev ?? 0);
+    // glibc's major() and minor().
+    const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
+    const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
+    dir = `/sys/dev/char/${major}:${minor}`;
+  } catch {
+    return undefined;
+  }
+  const read = (file: string) => {
+    try {
+      return Deno.readTextFileSync(`${dir}/${file}`);
+    } catch {
+      return undefined;
+    }
+  };
+  const text = read("version")?.trim() ?? /^version (\d+)$/m.exec(read("stats") ?? "")?.[1];
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
 }
 
 const one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
@@ -121,6 +170,10 @@ class NativeAvfltPort implements AvfltPort {
 
   fdPath(fd: number): Uint8Array {
     return readlink(bytePath(`/proc/self/fd/${fd}`));
+  }
+
+  protocolVersion(): number | undefined {
+    return avfltProtocolVersion(this.#path);
   }
 
   close(): void {

@@ -6,16 +6,21 @@
  * A buffer holds whole records, each a `struct ampavflt_event` followed, when
  * the module could give no descriptor, by the path (`path_len` bytes) and
  * padding up to `size`. A record that cannot be understood is described in
- * `problems`, never thrown; when its descriptor field is still readable it
- * is returned as an "unknown" record so that the caller closes the
- * descriptor (and answers it, if it waits).
+ * `problems`, never thrown. A record of an unknown kind (same version, so
+ * the same layout) is returned as an "unknown" record so that the caller
+ * closes its descriptor (and answers it, if it waits). A record of another
+ * protocol version ends the parse: none of its fields, the descriptor
+ * least of all, can be trusted (the source checks the module's version at
+ * open, so this does not happen with a module it accepted).
  *
  * @module
  */
 
 import {
+  AMPAVFLT_ALLOW,
   AMPAVFLT_CMD,
   AMPAVFLT_COMMAND,
+  AMPAVFLT_DENY,
   AMPAVFLT_EV,
   AMPAVFLT_EVENT,
   AMPAVFLT_EVF,
@@ -27,6 +32,8 @@ export interface AvfltFileRecord {
   kind: "exec" | "open-write" | "close-write";
   /** Exec held until a verdict (`AMPAVFLT_EVF_PERM`). */
   perm: boolean;
+  /** An exec the kernel started (a usermode helper; `AMPAVFLT_EVF_KERNEL`): never held. */
+  kernel: boolean;
   /** Names the event in a verdict. */
   id: bigint;
   /** Read-only descriptor for the reader, or -1 (then `path` is set). */
@@ -53,7 +60,7 @@ export interface AvfltOverflowRecord {
   execs: boolean;
 }
 
-/** A record of an unknown kind or version: only its descriptor and id are of use. */
+/** A record of an unknown kind: only its descriptor and id are of use. */
 export interface AvfltUnknownRecord {
   kind: "unknown";
   fd: number;
@@ -90,7 +97,7 @@ const KINDS: Record<number, AvfltFileRecord["kind"]> = {
  * const buf = new Uint8Array(72);
  * const view = new DataView(buf.buffer);
  * view.setUint32(0, 72, true); // size
- * view.setUint16(4, 1, true); // version
+ * view.setUint16(4, 2, true); // version (AMPAVFLT_VERSION)
  * view.setUint16(6, 4, true); // AMPAVFLT_EV_OVERFLOW
  * view.setInt32(12, -1, true); // fd
  * view.setBigUint64(64, 3n, true); // lost
@@ -116,19 +123,18 @@ export function parseAvfltEvents(buf: Uint8Array, length = buf.length): AvfltPar
       break;
     }
     const version = view.getUint16(off + E.version, true);
+    if (version !== AMPAVFLT_VERSION) {
+      // Another layout: its descriptor field may name any of our descriptors.
+      problems.push(
+        `Ampavflt event version mismatch at offset ${off}: ${version}, expected ${AMPAVFLT_VERSION}`,
+      );
+      break;
+    }
     const kind = view.getUint16(off + E.kind, true);
     const flags = view.getUint32(off + E.flags, true);
     const fd = view.getInt32(off + E.fd, true);
     const id = view.getBigUint64(off + E.id, true);
     const perm = (flags & AMPAVFLT_EVF.PERM) !== 0;
-    if (version !== AMPAVFLT_VERSION) {
-      problems.push(
-        `Ampavflt event version mismatch at offset ${off}: ${version}, expected ${AMPAVFLT_VERSION}`,
-      );
-      records.push({ kind: "unknown", fd, perm, id });
-      off += size;
-      continue;
-    }
     if (kind === AMPAVFLT_EV.OVERFLOW) {
       records.push({
         kind: "overflow",
@@ -148,6 +154,7 @@ export function parseAvfltEvents(buf: Uint8Array, length = buf.length): AvfltPar
     const record: AvfltFileRecord = {
       kind: name,
       perm,
+      kernel: (flags & AMPAVFLT_EVF.KERNEL) !== 0,
       id,
       fd,
       pid: view.getUint32(off + E.pid, true),
@@ -177,9 +184,19 @@ export function parseAvfltEvents(buf: Uint8Array, length = buf.length): AvfltPar
 /** A command for /dev/ampavflt. */
 export type AvfltCommand =
   | { cmd: "verdict"; id: bigint; allow: boolean }
-  | { cmd: "config"; mask: number; timeoutMs: number }
+  | {
+    cmd: "config";
+    mask: number;
+    /** Longest wait of a held exec after it was read (0: the module's default). */
+    timeoutMs: number;
+    /** Longest wait of a held exec before it was read (0: the module's default). */
+    queueTimeoutMs: number;
+    /** What a held exec gets when either timeout passes. */
+    timeoutAnswer: "allow" | "deny";
+  }
   | { cmd: "cache"; fd: number; ctimeNs: bigint }
-  | { cmd: "forget" };
+  | { cmd: "forget" }
+  | { cmd: "skip-dev"; dev: bigint };
 
 /**
  * Encodes commands as one buffer of `struct ampavflt_command`s (one write).
@@ -189,7 +206,7 @@ export type AvfltCommand =
  * @example
  * ```ts
  * import { encodeAvfltCommands } from "./avflt_events.ts";
- * encodeAvfltCommands([{ cmd: "forget" }]).length; // 24
+ * encodeAvfltCommands([{ cmd: "forget" }]).length; // 32
  * ```
  */
 export function encodeAvfltCommands(commands: AvfltCommand[]): Uint8Array<ArrayBuffer> {
@@ -203,16 +220,20 @@ export function encodeAvfltCommands(commands: AvfltCommand[]): Uint8Array<ArrayB
     let arg = 0;
     let id = 0n;
     let value = 0n;
+    let queueTimeoutMs = 0;
+    let timeoutAnswer = 0;
     switch (c.cmd) {
       case "verdict":
         code = AMPAVFLT_CMD.VERDICT;
-        arg = c.allow ? 1 : 2;
+        arg = c.allow ? AMPAVFLT_ALLOW : AMPAVFLT_DENY;
         id = c.id;
         break;
       case "config":
         code = AMPAVFLT_CMD.CONFIG;
         arg = c.mask;
         value = BigInt(c.timeoutMs);
+        queueTimeoutMs = c.queueTimeoutMs;
+        timeoutAnswer = c.timeoutAnswer === "deny" ? AMPAVFLT_DENY : AMPAVFLT_ALLOW;
         break;
       case "cache":
         code = AMPAVFLT_CMD.CACHE;
@@ -222,11 +243,17 @@ export function encodeAvfltCommands(commands: AvfltCommand[]): Uint8Array<ArrayB
       case "forget":
         code = AMPAVFLT_CMD.FORGET;
         break;
+      case "skip-dev":
+        code = AMPAVFLT_CMD.SKIP_DEV;
+        value = c.dev;
+        break;
     }
     view.setUint16(off + C.cmd, code, true);
     view.setUint32(off + C.arg, arg, true);
     view.setBigUint64(off + C.id, id, true);
     view.setBigUint64(off + C.value, value, true);
+    view.setUint32(off + C.queue_timeout_ms, queueTimeoutMs, true);
+    view.setUint32(off + C.timeout_answer, timeoutAnswer, true);
   });
   return buf;
 }

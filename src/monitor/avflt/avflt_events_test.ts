@@ -6,6 +6,7 @@ import {
   AMPAVFLT_EV,
   AMPAVFLT_EVF,
   AMPAVFLT_MASK,
+  AMPAVFLT_VERSION,
 } from "../../../ffi/ampavflt.ts";
 import { encodeAvfltCommands, parseAvfltEvents } from "./avflt_events.ts";
 
@@ -37,7 +38,7 @@ function fixture(events: Event[]): Uint8Array {
     const rec = new Uint8Array(size);
     const v = new DataView(rec.buffer);
     v.setUint32(0, e.size ?? size, true);
-    v.setUint16(4, e.version ?? 1, true);
+    v.setUint16(4, e.version ?? AMPAVFLT_VERSION, true);
     v.setUint16(6, e.kind, true);
     v.setUint32(8, (e.flags ?? 0) | (e.path === undefined ? 0 : AMPAVFLT_EVF.PATH), true);
     v.setInt32(12, e.path === undefined ? e.fd ?? 3 : -1, true);
@@ -84,6 +85,7 @@ Deno.test("parseAvfltEvents() reads an exec permission event and a close-write f
     {
       kind: "exec",
       perm: true,
+      kernel: false,
       id: 41n,
       fd: 7,
       pid: 1234,
@@ -96,6 +98,7 @@ Deno.test("parseAvfltEvents() reads an exec permission event and a close-write f
     {
       kind: "close-write",
       perm: false,
+      kernel: false,
       id: 42n,
       fd: 8,
       pid: 9,
@@ -137,20 +140,37 @@ Deno.test("parseAvfltEvents() reports an overflow with its count and whether exe
   ]);
 });
 
-Deno.test("parseAvfltEvents() returns unknown kinds and versions with their descriptor, as problems", () => {
+Deno.test("parseAvfltEvents() returns an unknown kind with its descriptor, as a problem", () => {
   const { records, problems } = parseAvfltEvents(fixture([
-    { kind: 99, fd: 5, id: 3n },
-    { kind: AMPAVFLT_EV.EXEC, version: 2, fd: 6, id: 4n, flags: AMPAVFLT_EVF.PERM },
+    { kind: 99, fd: 5, id: 3n, flags: AMPAVFLT_EVF.PERM },
     { kind: AMPAVFLT_EV.CLOSE_WRITE, fd: 7 },
   ]));
-  assert.deepEqual(records.slice(0, 2), [
-    { kind: "unknown", fd: 5, perm: false, id: 3n },
-    { kind: "unknown", fd: 6, perm: true, id: 4n },
-  ]);
-  assert.equal(records[2].kind, "close-write");
-  assert.equal(problems.length, 2);
+  assert.deepEqual(records[0], { kind: "unknown", fd: 5, perm: true, id: 3n });
+  assert.equal(records[1].kind, "close-write");
+  assert.equal(problems.length, 1);
   assert.match(problems[0], /Unknown ampavflt event kind 99 at offset 0/);
-  assert.match(problems[1], /version mismatch at offset 72: 2, expected 1/);
+});
+
+Deno.test("parseAvfltEvents() stops at a record of another version, trusting none of its fields", () => {
+  const { records, problems } = parseAvfltEvents(fixture([
+    { kind: AMPAVFLT_EV.CLOSE_WRITE, fd: 4 },
+    { kind: AMPAVFLT_EV.EXEC, version: 1, fd: 6, id: 4n, flags: AMPAVFLT_EVF.PERM },
+    { kind: AMPAVFLT_EV.CLOSE_WRITE, fd: 7 },
+  ]));
+  // No "unknown" record: its fd (6) is not closed, as it may name any descriptor of ours.
+  assert.deepEqual(records.map((r) => r.kind), ["close-write"]);
+  assert.deepEqual(problems, [
+    `Ampavflt event version mismatch at offset 72: 1, expected ${AMPAVFLT_VERSION}`,
+  ]);
+});
+
+Deno.test("parseAvfltEvents() reads the kernel-started flag of an exec", () => {
+  const { records } = parseAvfltEvents(fixture([
+    { kind: AMPAVFLT_EV.EXEC, fd: 3, flags: AMPAVFLT_EVF.KERNEL },
+  ]));
+  assert.ok(records[0].kind === "exec");
+  assert.equal(records[0].kernel, true);
+  assert.equal(records[0].perm, false);
 });
 
 Deno.test("parseAvfltEvents() stops at a bad size or a short tail, keeping what came before", () => {
@@ -178,32 +198,60 @@ Deno.test("parseAvfltEvents() flags a path length that overruns the record and a
   assert.match(problems[1], /close-write event marked as waiting/);
 });
 
-Deno.test("encodeAvfltCommands() lays out verdict, config, cache and forget commands", () => {
+Deno.test("encodeAvfltCommands() lays out verdict, config, cache, forget and skip-dev commands", () => {
   const buf = encodeAvfltCommands([
     { cmd: "verdict", id: 0x1_0000_0002n, allow: false },
-    { cmd: "config", mask: AMPAVFLT_MASK.EXEC_PERM | AMPAVFLT_MASK.CLOSE_WRITE, timeoutMs: 6000 },
+    {
+      cmd: "config",
+      mask: AMPAVFLT_MASK.EXEC_PERM | AMPAVFLT_MASK.CLOSE_WRITE,
+      timeoutMs: 6000,
+      queueTimeoutMs: 7000,
+      timeoutAnswer: "deny",
+    },
     { cmd: "cache", fd: 12, ctimeNs: 99n },
     { cmd: "forget" },
     { cmd: "verdict", id: 5n, allow: true },
+    { cmd: "skip-dev", dev: 0x2an },
+    {
+      cmd: "config",
+      mask: AMPAVFLT_MASK.EXEC,
+      timeoutMs: 0,
+      queueTimeoutMs: 0,
+      timeoutAnswer: "allow",
+    },
   ]);
-  assert.equal(buf.length, 5 * 24);
+  assert.equal(buf.length, 7 * 32);
   const v = new DataView(buf.buffer);
   const at = (i: number) => ({
-    version: v.getUint16(i * 24, true),
-    cmd: v.getUint16(i * 24 + 2, true),
-    arg: v.getUint32(i * 24 + 4, true),
-    id: v.getBigUint64(i * 24 + 8, true),
-    value: v.getBigUint64(i * 24 + 16, true),
+    version: v.getUint16(i * 32, true),
+    cmd: v.getUint16(i * 32 + 2, true),
+    arg: v.getUint32(i * 32 + 4, true),
+    id: v.getBigUint64(i * 32 + 8, true),
+    value: v.getBigUint64(i * 32 + 16, true),
+    queue: v.getUint32(i * 32 + 24, true),
+    answer: v.getUint32(i * 32 + 28, true),
   });
+  const V = AMPAVFLT_VERSION;
+  const zero = { arg: 0, id: 0n, value: 0n, queue: 0, answer: 0 };
   assert.deepEqual(at(0), {
-    version: 1,
+    ...zero,
+    version: V,
     cmd: AMPAVFLT_CMD.VERDICT,
     arg: AMPAVFLT_DENY,
     id: 0x1_0000_0002n,
-    value: 0n,
   });
-  assert.deepEqual(at(1), { version: 1, cmd: AMPAVFLT_CMD.CONFIG, arg: 0xa, id: 0n, value: 6000n });
-  assert.deepEqual(at(2), { version: 1, cmd: AMPAVFLT_CMD.CACHE, arg: 12, id: 0n, value: 99n });
-  assert.deepEqual(at(3), { version: 1, cmd: AMPAVFLT_CMD.FORGET, arg: 0, id: 0n, value: 0n });
+  assert.deepEqual(at(1), {
+    ...zero,
+    version: V,
+    cmd: AMPAVFLT_CMD.CONFIG,
+    arg: 0xa,
+    value: 6000n,
+    queue: 7000,
+    answer: AMPAVFLT_DENY,
+  });
+  assert.deepEqual(at(2), { ...zero, version: V, cmd: AMPAVFLT_CMD.CACHE, arg: 12, value: 99n });
+  assert.deepEqual(at(3), { ...zero, version: V, cmd: AMPAVFLT_CMD.FORGET });
   assert.equal(at(4).arg, AMPAVFLT_ALLOW);
+  assert.deepEqual(at(5), { ...zero, version: V, cmd: AMPAVFLT_CMD.SKIP_DEV, value: 0x2an });
+  assert.equal(at(6).answer, AMPAVFLT_ALLOW);
 });

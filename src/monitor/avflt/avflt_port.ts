@@ -22,6 +22,11 @@ export interface AvfltPort {
   closeFd(fd: number): void;
   /** The path of a descriptor the device gave, as bytes. Throws `SysError`. */
   fdPath(fd: number): Uint8Array;
+  /**
+   * The protocol the module speaks (its sysfs `version` attribute), or
+   * undefined when it does not say (a module older than protocol 2).
+   */
+  protocolVersion(): number | undefined;
   /** Closes the device: the module allows every exec still waiting. Safe twice. */
   close(): void;
 }

@@ -4,36 +4,55 @@
  *
  * Design:
  * - Registration. Opening the device makes this process the module's daemon
- *   (one at a time: a second daemon gets EBUSY). The module never queues
- *   events of our own process, and reports execs of our direct children
- *   without holding them (a `Deno.Command` spawn waits for its child's
- *   exec on the JS thread, which alone could answer). The source then
- *   writes CONFIG: exec "active" (held until a verdict), "passive"
- *   (notification) or off, close-write when on-access is on, and the
- *   module's own timeout (the source's plus a second: the module's is the
- *   safety net for a daemon that stopped answering, and always allows).
+ *   (one at a time: a second daemon gets EBUSY; other processes cannot read
+ *   or write our descriptor: EPERM). The source first checks the module's
+ *   protocol (its sysfs `version`) and refuses another one, closing the
+ *   device: records of another layout cannot be read safely. The module
+ *   never queues events of our own process, and reports execs of our
+ *   direct children, and execs the kernel starts (modprobe for a module
+ *   our own syscall asked for), without holding them (a `Deno.Command`
+ *   spawn waits for its child's exec on the JS thread, which alone could
+ *   answer). The source then writes CONFIG: exec "active" (held until a
+ *   verdict), "passive" (notification) or off, close-write when on-access
+ *   is on, and the module's own timeouts with the policy's timeout answer:
+ *   both the source's timeout plus a second (one bounds the wait before an
+ *   exec is read, the other the wait after: the module's timeouts are the
+ *   safety net for a daemon that stopped answering or reading, and answer
+ *   as the policy says, so fail-closed holds then too). Then SKIP_DEV for
+ *   each mounted network, FUSE or pseudo file system (`skipFsType`, as the
+ *   fanotify backend skips them): the module ignores those it knows by
+ *   type on its own, and these too.
  * - Reading. As in the fanotify source: `poll` off the JS thread on the
  *   device and a wake eventfd, then one non-blocking read of whole records,
  *   parsed by the pure {@linkcode parseAvfltEvents}. Waiting execs come
  *   first in every read. Events are read only while the consumer awaits
- *   `next()`; execs left unread wait in the module until its timeout.
+ *   `next()`; execs left unread wait in the module until its queue
+ *   timeout.
  * - Permission events. Each is answered exactly once: by the consumer's
  *   `respond` (a VERDICT write; false when the module answered already, by
- *   its timeout: ENOENT), else after `permissionTimeoutMs` by the timer
+ *   a timeout: ENOENT), else after `permissionTimeoutMs` by the timer
  *   (`timeoutAnswer`, counted), else by `close()` (allow). Events filtered
  *   out by `pathPrefixes`, unknown records and events that cannot be used
  *   are allowed at once.
  * - Verdict cache (`ignoreUntilModified`): a CACHE write naming the event's
  *   descriptor and the change time the event carried. The module refuses
- *   it (false) when the file changed since the event or has a writer, and
+ *   it (false) when the file changed since the event or has a writer, or
+ *   lives on a file system it does not cache (overlayfs, skipped ones), and
  *   drops the entry when a writer opens the file, so a write through a
- *   mapping is seen too. `forgetIgnored()` empties it; so does closing.
+ *   mapping is seen too. Its size is the module's to bound (ENOSPC: false,
+ *   told once until the next forget); a module that cannot cache at all
+ *   (EOPNOTSUPP) is not asked again. `stats.ignoreMarks` counts the files
+ *   cached since the last forget (an upper bound: the module drops entries
+ *   of modified files on its own). `forgetIgnored()` empties it; so does
+ *   closing.
  * - Descriptors. Each event's `fd` (read-only, close-on-exec, made by the
- *   module in our process at read time) belongs to the consumer. When the
- *   module could give none (out of descriptors) it gives the path instead;
- *   this source never opens a path (races), so such an event is allowed if
- *   it waits, counted as a problem and yielded as an "overflow" (a rescan;
- *   for an exec, the running programs are scanned).
+ *   module in our process at read time, within our RLIMIT_NOFILE, whose
+ *   soft limit opening the device raises to the hard one) belongs to the
+ *   consumer. When the module could give none (out of descriptors) it
+ *   gives the path instead; this source never opens a path (races), so
+ *   such an event is allowed if it waits, counted as a problem and yielded
+ *   as an "overflow" (a rescan; for an exec, the running programs are
+ *   scanned).
  * - The module watches every file system; `pathPrefixes` narrows what is
  *   yielded, as for fanotify. A program executed outside them is put in
  *   the verdict cache at once, so that its next executions do not wait
@@ -43,7 +62,13 @@
  * @module
  */
 
-import { AMPAVFLT_DEVICE, AMPAVFLT_MASK } from "../../../ffi/ampavflt.ts";
+import {
+  AMPAVFLT_DEVICE,
+  AMPAVFLT_MASK,
+  AMPAVFLT_MAX_TIMEOUT_MS,
+  AMPAVFLT_VERSION,
+} from "../../../ffi/ampavflt.ts";
+import { type Mount, readMounts, skipFsType } from "../../fs/mounts.ts";
 import { SysError } from "../../sys/sys_error.ts";
 import type { FileEvent, FileEventKind, FileEventSource, MonitorEvent } from "../file_event.ts";
 import { type AvfltFileRecord, encodeAvfltCommands, parseAvfltEvents } from "./avflt_events.ts";
@@ -66,8 +91,12 @@ export interface AvfltOptions {
   paths?: string[];
   /** Told about each record or call that failed and was counted in `stats.errors`. */
   onProblem?: (message: string) => void;
-  /** Limit of `stats.ignoreMarks`. Default 65536 (the module's own bound). */
-  maxIgnoreMarks?: number;
+  /**
+   * Devices (`st_dev`) whose files the module must ignore. Default: with the
+   * native device, those of the mounted network, FUSE and pseudo file
+   * systems ({@linkcode skippedDevices}); with a port given, none.
+   */
+  skipDevices?: bigint[];
   /** The device to open when no port is given. Default /dev/ampavflt. */
   device?: string;
 }
@@ -75,13 +104,12 @@ export interface AvfltOptions {
 const READ_BUFFER_SIZE = 16384;
 const POLL_FAILURE_PAUSE_MS = 100;
 const DEFAULT_PERMISSION_TIMEOUT_MS = 5000;
-const DEFAULT_MAX_IGNORE_MARKS = 65536;
-/** The module's timeout exceeds ours by this much: it only catches a daemon that stopped. */
+/** The module's timeouts exceed ours by this much: they only catch a daemon that stopped. */
 const MODULE_TIMEOUT_MARGIN_MS = 1000;
-/** The module refuses longer timeouts. */
-const MODULE_MAX_TIMEOUT_MS = 600_000;
-/** The module's answer to a cache request while a writer has the file open. */
+/** The module's answers to a cache request: a writer has the file open; no cache at all; not on this file system. */
 const ETXTBSY = 26;
+const EOPNOTSUPP = 95;
+const EMEDIUMTYPE = 124;
 
 /** A permission event handed out and not answered yet. */
 interface Pending {
@@ -129,9 +157,11 @@ export class AvfltSource implements FileEventSource {
   readonly #timeoutAllow: boolean;
   readonly #prefixes: Uint8Array[] | undefined;
   readonly #onProblem: ((message: string) => void) | undefined;
-  readonly #maxIgnoreMarks: number;
   readonly #wantExec: boolean;
-  #marksFull = false;
+  /** The module cannot cache (EOPNOTSUPP): not asked again. */
+  #cacheOff = false;
+  /** The module's cache was full (ENOSPC): told once until the next forget. */
+  #cacheFullTold = false;
   #closed = false;
   #closing: Promise<void> | undefined;
   #reading: Promise<unknown> = Promise.resolve();
@@ -142,15 +172,16 @@ export class AvfltSource implements FileEventSource {
     this.#timeoutAllow = options.timeoutAnswer !== "deny";
     this.#prefixes = options.pathPrefixes?.map((p) => p.slice());
     this.#onProblem = options.onProblem;
-    this.#maxIgnoreMarks = options.maxIgnoreMarks ?? DEFAULT_MAX_IGNORE_MARKS;
     this.#wantExec = options.exec !== "off";
     this.watched = options.paths && options.paths.length > 0 ? [...options.paths] : ["/"];
   }
 
   /**
-   * Opens /dev/ampavflt (or uses `port`) and configures the module. Throws
-   * {@linkcode SysError} when the device cannot be opened (ENOENT: module
-   * not loaded; EBUSY: another daemon has it) or refuses the configuration.
+   * Opens /dev/ampavflt (or uses `port`), checks the module's protocol and
+   * configures the module. Throws {@linkcode SysError} when the device cannot
+   * be opened (ENOENT: module not loaded; EBUSY: another daemon has it) or
+   * refuses the configuration, and an `Error` when the module speaks another
+   * protocol; the device is closed then.
    *
    * @param options what to report
    * @param port the device (tests); default the native device
@@ -160,19 +191,46 @@ export class AvfltSource implements FileEventSource {
       throw new TypeError("Nothing to watch: onAccess is false and exec is off");
     }
     const device = port ?? openAvfltDevice(options.device);
-    const source = new AvfltSource(device, options);
+    const skip = options.skipDevices ?? (port ? [] : skippedDevices(readMounts()));
+    let source: AvfltSource;
     try {
+      const version = device.protocolVersion();
+      if (version !== AMPAVFLT_VERSION) {
+        throw new Error(
+          `Cannot use ${options.device ?? AMPAVFLT_DEVICE}: the ampavflt module speaks protocol ${
+            version ?? "1 or unknown"
+          }, this amp needs ${AMPAVFLT_VERSION} (rebuild it with amp kmod build and reload it)`,
+        );
+      }
+      source = new AvfltSource(device, options);
+      const moduleTimeoutMs = Math.min(
+        AMPAVFLT_MAX_TIMEOUT_MS,
+        (options.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS) + MODULE_TIMEOUT_MARGIN_MS,
+      );
       device.write(encodeAvfltCommands([{
         cmd: "config",
         mask: configMask(options),
-        timeoutMs: Math.min(
-          MODULE_MAX_TIMEOUT_MS,
-          (options.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS) + MODULE_TIMEOUT_MARGIN_MS,
-        ),
+        timeoutMs: moduleTimeoutMs,
+        queueTimeoutMs: moduleTimeoutMs,
+        timeoutAnswer: options.timeoutAnswer ?? "allow",
       }]));
     } catch (error) {
       device.close();
       throw error;
+    }
+    // One per write: a batch that fails part-way cannot say which command did.
+    for (const dev of skip) {
+      try {
+        device.write(encodeAvfltCommands([{ cmd: "skip-dev", dev }]));
+      } catch (error) {
+        source.#problem(
+          `Cannot make ampavflt skip device ${dev}: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+        );
+        // The module's list is full: the rest would be refused too.
+        if (error instanceof SysError && error.code === "ENOSPC") break;
+      }
     }
     return source;
   }
@@ -209,7 +267,7 @@ export class AvfltSource implements FileEventSource {
     try {
       this.#port.write(encodeAvfltCommands([{ cmd: "forget" }]));
       this.stats.ignoreMarks = 0;
-      this.#marksFull = false;
+      this.#cacheFullTold = false;
     } catch (error) {
       this.#problem(error instanceof Error ? error.message : String(error));
     }
@@ -313,19 +371,35 @@ export class AvfltSource implements FileEventSource {
 
   /** CACHE: the module skips executions of this unchanged file. */
   #ignore(fd: number, ctimeNs: bigint): boolean {
-    if (this.#closed || !this.#wantExec || this.#marksFull) return false;
-    if (this.stats.ignoreMarks >= this.#maxIgnoreMarks) return false;
+    if (this.#closed || !this.#wantExec || this.#cacheOff) return false;
     try {
       this.#port.write(encodeAvfltCommands([{ cmd: "cache", fd, ctimeNs }]));
       this.stats.ignoreMarks++;
       return true;
     } catch (error) {
-      // Changed since the event, or a writer has it open: not cached, not a problem.
-      if (error instanceof SysError && (error.code === "ESTALE" || error.errno === ETXTBSY)) {
+      if (!(error instanceof SysError)) {
+        this.#problem(error instanceof Error ? error.message : String(error));
         return false;
       }
-      if (error instanceof SysError && error.code === "ENOSPC") this.#marksFull = true;
-      this.#problem(error instanceof Error ? error.message : String(error));
+      // Changed since the event, a writer has it open, or a file system the
+      // module does not cache: not cached, not a problem.
+      if (error.code === "ESTALE" || error.errno === ETXTBSY || error.errno === EMEDIUMTYPE) {
+        return false;
+      }
+      if (error.errno === EOPNOTSUPP) {
+        this.#cacheOff = true;
+        this.#onProblem?.(
+          "The ampavflt module keeps no verdict cache (a kprobe did not register): " +
+            "every execution waits for this daemon",
+        );
+        return false;
+      }
+      if (error.code === "ENOSPC") {
+        if (!this.#cacheFullTold) this.#problem("The ampavflt verdict cache is full");
+        this.#cacheFullTold = true;
+        return false;
+      }
+      this.#problem(error.message);
       return false;
     }
   }
@@ -398,6 +472,28 @@ export function avfltAvailable(device: string = AMPAVFLT_DEVICE): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The devices the module should ignore: those of mounted file systems a scan
+ * skips (`skipFsType`: network, FUSE and pseudo ones), each once.
+ *
+ * @param mounts the mount table (`readMounts()`)
+ *
+ * @example
+ * ```ts
+ * import { skippedDevices } from "./avflt_source.ts";
+ * import { parseMountInfo } from "../../fs/mounts.ts";
+ * const mounts = parseMountInfo(new TextEncoder().encode(
+ *   "22 1 0:21 / /proc rw - proc proc rw\n23 1 8:1 / / rw - ext4 /dev/sda1 rw\n",
+ * ));
+ * skippedDevices(mounts); // [21n]
+ * ```
+ */
+export function skippedDevices(mounts: readonly Mount[]): bigint[] {
+  const out = new Set<bigint>();
+  for (const m of mounts) if (skipFsType(m.fsType) !== undefined) out.add(m.dev);
+  return [...out];
 }
 
 /** The CONFIG mask for `options`. */

@@ -1,13 +1,17 @@
 import assert from "node:assert/strict";
 import {
+  AMPAVFLT_ALLOW,
   AMPAVFLT_COMMAND,
+  AMPAVFLT_DENY,
   AMPAVFLT_EV,
   AMPAVFLT_EVF,
   AMPAVFLT_MASK,
+  AMPAVFLT_VERSION,
 } from "../../../ffi/ampavflt.ts";
+import { parseMountInfo } from "../../fs/mounts.ts";
 import { SysError } from "../../sys/sys_error.ts";
 import type { AvfltPort, AvfltWait } from "./avflt_port.ts";
-import { avfltAvailable, AvfltSource, configMask } from "./avflt_source.ts";
+import { avfltAvailable, AvfltSource, configMask, skippedDevices } from "./avflt_source.ts";
 
 /** A decoded command the source wrote. */
 interface Written {
@@ -15,7 +19,19 @@ interface Written {
   arg: number;
   id: bigint;
   value: bigint;
+  queueTimeoutMs: number;
+  timeoutAnswer: number;
 }
+
+/** Errno values the fake device can fail a write with. */
+const ERRNO: Record<string, number> = {
+  ENOENT: 2,
+  ENOSPC: 28,
+  ETXTBSY: 26,
+  EOPNOTSUPP: 95,
+  ESTALE: 116,
+  EMEDIUMTYPE: 124,
+};
 
 interface Rec {
   kind: number;
@@ -35,7 +51,7 @@ function record(r: Rec): Uint8Array {
   const b = new Uint8Array(size);
   const v = new DataView(b.buffer);
   v.setUint32(0, size, true);
-  v.setUint16(4, 1, true);
+  v.setUint16(4, AMPAVFLT_VERSION, true);
   v.setUint16(6, r.kind, true);
   v.setUint32(
     8,
@@ -61,6 +77,10 @@ class FakePort implements AvfltPort {
   readonly paths = new Map<number, string>();
   /** Errno (by name) to throw for the next write of this command code. */
   failNext = new Map<number, string>();
+  /** Errno (by name) to throw for every write of this command code. */
+  failAlways = new Map<number, string>();
+  /** What protocolVersion() says. */
+  version: number | undefined = AMPAVFLT_VERSION;
   closed = 0;
   #reads: Uint8Array[] = [];
   #waiter?: (w: AvfltWait) => void;
@@ -89,16 +109,18 @@ class FakePort implements AvfltPort {
     const v = new DataView(commands.buffer, commands.byteOffset, commands.byteLength);
     for (let off = 0; off < commands.length; off += AMPAVFLT_COMMAND.size) {
       const cmd = v.getUint16(off + AMPAVFLT_COMMAND.cmd, true);
-      const code = this.failNext.get(cmd);
+      const code = this.failNext.get(cmd) ?? this.failAlways.get(cmd);
       if (code) {
         this.failNext.delete(cmd);
-        throw new SysError("write", code === "ENOENT" ? 2 : code === "ESTALE" ? 116 : 28);
+        throw new SysError("write", ERRNO[code]);
       }
       this.written.push({
         cmd,
         arg: v.getUint32(off + AMPAVFLT_COMMAND.arg, true),
         id: v.getBigUint64(off + AMPAVFLT_COMMAND.id, true),
         value: v.getBigUint64(off + AMPAVFLT_COMMAND.value, true),
+        queueTimeoutMs: v.getUint32(off + AMPAVFLT_COMMAND.queue_timeout_ms, true),
+        timeoutAnswer: v.getUint32(off + AMPAVFLT_COMMAND.timeout_answer, true),
       });
     }
   }
@@ -123,6 +145,10 @@ class FakePort implements AvfltPort {
     return new TextEncoder().encode(p);
   }
 
+  protocolVersion(): number | undefined {
+    return this.version;
+  }
+
   close(): void {
     this.closed++;
   }
@@ -134,10 +160,10 @@ class FakePort implements AvfltPort {
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
-Deno.test("AvfltSource.open() configures the module: mask and a timeout a second beyond its own", async () => {
+Deno.test("AvfltSource.open() configures the module: mask, both timeouts a second beyond its own, the timeout answer", async () => {
   const port = new FakePort();
   const source = AvfltSource.open(
-    { onAccess: true, exec: "active", permissionTimeoutMs: 3000 },
+    { onAccess: true, exec: "active", permissionTimeoutMs: 3000, timeoutAnswer: "deny" },
     port,
   );
   assert.deepEqual(port.written, [{
@@ -145,6 +171,8 @@ Deno.test("AvfltSource.open() configures the module: mask and a timeout a second
     arg: AMPAVFLT_MASK.EXEC_PERM | AMPAVFLT_MASK.CLOSE_WRITE,
     id: 0n,
     value: 4000n,
+    queueTimeoutMs: 4000,
+    timeoutAnswer: AMPAVFLT_DENY,
   }]);
   assert.equal(source.backend, "avflt");
   assert.deepEqual(source.watched, ["/"]);
@@ -156,6 +184,65 @@ Deno.test("AvfltSource.open() configures the module: mask and a timeout a second
     () => AvfltSource.open({ onAccess: false, exec: "off" }, new FakePort()),
     TypeError,
   );
+  // Fail-open by default; the module's timeouts stay within its 60 s maximum.
+  const open = new FakePort();
+  await AvfltSource.open(
+    { onAccess: false, exec: "active", permissionTimeoutMs: 60_000 },
+    open,
+  ).close();
+  assert.equal(open.written[0].value, 60_000n);
+  assert.equal(open.written[0].queueTimeoutMs, 60_000);
+  assert.equal(open.written[0].timeoutAnswer, AMPAVFLT_ALLOW);
+});
+
+Deno.test("AvfltSource.open() refuses a module of another protocol, closing the device unconfigured", () => {
+  for (const version of [1, undefined]) {
+    const port = new FakePort();
+    port.version = version;
+    assert.throws(
+      () => AvfltSource.open({ onAccess: true, exec: "active" }, port),
+      new RegExp(
+        `speaks protocol ${version ?? "1 or unknown"}, this amp needs ${AMPAVFLT_VERSION}`,
+      ),
+    );
+    assert.equal(port.closed, 1);
+    assert.deepEqual(port.written, []);
+  }
+});
+
+Deno.test("AvfltSource.open() names the devices to skip after CONFIG, one per write; a refusal is a problem", async () => {
+  const port = new FakePort();
+  const source = AvfltSource.open(
+    { onAccess: true, exec: "active", skipDevices: [21n, 0x803n] },
+    port,
+  );
+  assert.deepEqual(port.written.map((w) => [w.cmd, w.value]), [[2, 6000n], [5, 21n], [5, 0x803n]]);
+  await source.close();
+
+  const full = new FakePort();
+  full.failAlways.set(5, "ENOSPC");
+  const problems: string[] = [];
+  const limited = AvfltSource.open(
+    { onAccess: true, exec: "active", skipDevices: [1n, 2n], onProblem: (m) => problems.push(m) },
+    full,
+  );
+  assert.equal(problems.length, 1, "told once, then no more tries");
+  assert.match(problems[0], /Cannot make ampavflt skip device 1: write: ENOSPC/);
+  assert.equal(limited.stats.errors, 1);
+  await limited.close();
+});
+
+Deno.test("skippedDevices() lists each network, FUSE or pseudo mount's device once", () => {
+  const mounts = parseMountInfo(new TextEncoder().encode([
+    "1 0 8:1 / / rw - ext4 /dev/sda1 rw",
+    "2 1 0:21 / /proc rw - proc proc rw",
+    "3 1 0:21 / /chroot/proc rw - proc proc rw",
+    "4 1 0:50 / /mnt/nfs rw - nfs4 srv:/x rw",
+    "5 1 0:51 / /mnt/ssh rw - fuse.sshfs u@h: rw",
+    "6 1 0:30 / /tmp rw - tmpfs tmpfs rw",
+    "",
+  ].join("\n")));
+  assert.deepEqual(skippedDevices(mounts), [21n, 50n, 51n]);
 });
 
 Deno.test("AvfltSource yields exec-perm events whose respond writes one verdict", async () => {
@@ -302,7 +389,7 @@ Deno.test("AvfltSource ignoreUntilModified sends CACHE with the event's change t
   const port = new FakePort();
   const problems: string[] = [];
   const source = AvfltSource.open(
-    { onAccess: false, exec: "passive", maxIgnoreMarks: 2, onProblem: (m) => problems.push(m) },
+    { onAccess: false, exec: "passive", onProblem: (m) => problems.push(m) },
     port,
   );
   for (const fd of [3, 4, 5, 6]) port.paths.set(fd, `/bin/p${fd}`);
@@ -319,16 +406,48 @@ Deno.test("AvfltSource ignoreUntilModified sends CACHE with the event's change t
   assert.equal(ignore(0), true);
   port.failNext.set(3, "ESTALE");
   assert.equal(ignore(1), false, "changed since the event");
+  port.failNext.set(3, "ETXTBSY");
+  assert.equal(ignore(1), false, "a writer has it");
+  port.failNext.set(3, "EMEDIUMTYPE");
+  assert.equal(ignore(1), false, "a file system the module does not cache");
   assert.equal(ignore(2), true);
-  assert.equal(ignore(3), false, "over maxIgnoreMarks");
+  assert.deepEqual(problems, [], "none of these is a problem");
+  // The module bounds its cache: ENOSPC is told once until the next forget, and not sticky.
+  port.failNext.set(3, "ENOSPC");
+  assert.equal(ignore(3), false);
+  port.failNext.set(3, "ENOSPC");
+  assert.equal(ignore(3), false);
+  assert.deepEqual(problems, ["The ampavflt verdict cache is full"]);
+  assert.equal(ignore(3), true, "no limit of the source's own");
   const caches = port.written.filter((w) => w.cmd === 3);
-  assert.deepEqual(caches.map((w) => [w.arg, w.value]), [[3, 1234n], [5, 0n]]);
-  assert.equal(source.stats.ignoreMarks, 2);
-  assert.deepEqual(problems, [], "a stale file is not a problem");
+  assert.deepEqual(caches.map((w) => [w.arg, w.value]), [[3, 1234n], [5, 0n], [6, 0n]]);
+  assert.equal(source.stats.ignoreMarks, 3);
   source.forgetIgnored();
   assert.equal(port.written.at(-1)!.cmd, 4);
   assert.equal(source.stats.ignoreMarks, 0);
-  assert.equal(ignore(3), true);
+  port.failNext.set(3, "ENOSPC");
+  assert.equal(ignore(3), false);
+  assert.equal(problems.length, 2, "told again after a forget");
+  await source.close();
+});
+
+Deno.test("AvfltSource stops asking a module that cannot cache (EOPNOTSUPP), telling once", async () => {
+  const port = new FakePort();
+  const problems: string[] = [];
+  const source = AvfltSource.open(
+    { onAccess: false, exec: "passive", onProblem: (m) => problems.push(m) },
+    port,
+  );
+  port.paths.set(3, "/bin/p");
+  port.push({ kind: AMPAVFLT_EV.EXEC, fd: 3, id: 1n });
+  const [event] = await source.next();
+  assert.ok(event.kind === "exec");
+  port.failAlways.set(3, "EOPNOTSUPP");
+  assert.equal(event.ignoreUntilModified!(), false);
+  assert.equal(event.ignoreUntilModified!(), false);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0], /keeps no verdict cache/);
+  assert.equal(source.stats.errors, 0, "a limit of the module, not an error");
   await source.close();
 });
 
