@@ -254,7 +254,11 @@ async function main(): Promise<number> {
   log("starting the daemon");
   const d: TestDaemon = await startDaemon({
     config: {
-      dfc: { netns: NS_A, trackFlows: true, connectAudit: !values["no-connect-audit"] },
+      dfc: {
+        netns: NS_A,
+        trackFlows: true,
+        connectAudit: values["no-connect-audit"] ? "off" : "on",
+      },
     },
     policy: {
       id: 1,

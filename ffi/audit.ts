@@ -36,7 +36,7 @@ export const AUDIT_FILTER = { EXIT: 0x04 } as const;
 export const AUDIT_ALWAYS = 2;
 
 /** Rule fields (`audit_rule_data.fields`). */
-export const AUDIT_FIELD = { ARCH: 11, ARG2: 202, FILTERKEY: 210 } as const;
+export const AUDIT_FIELD = { ARCH: 11, SADDR_FAM: 113, ARG2: 202, FILTERKEY: 210 } as const;
 
 /** The comparison of a rule field (`fieldflags`). */
 export const AUDIT_EQUAL = 0x40000000;

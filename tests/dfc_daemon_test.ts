@@ -8,12 +8,15 @@
 import assert from "node:assert/strict";
 import { daemonSkip, events, startDaemon, waitFor } from "./fixtures/daemon.ts";
 import { deleteNamespaces, run, vethPair } from "./fixtures/netns.ts";
+import { auditSnapshot } from "../src/dfc/flow/_native.ts";
+import { connectRuleSet } from "../src/dfc/flow/audit_connect.ts";
 
 const ignore = daemonSkip("dfc_daemon_test") !== undefined;
 const DENO = Deno.execPath();
 const NS_A = `ampdfcA${Deno.pid}`;
 const NS_B = `ampdfcB${Deno.pid}`;
-const PORT = 18443;
+// Per run: audit records are host-wide, so two runs at once must not share a port.
+const PORT = 20_000 + (Deno.pid % 20_000);
 
 async function setUp(): Promise<Deno.ChildProcess> {
   await vethPair({
@@ -89,8 +92,9 @@ Deno.test({
     let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
     try {
       listener = await setUp();
+      const before = auditSnapshot(connectRuleSet());
       d = await startDaemon({
-        config: { dfc: { netns: NS_A, trackFlows: true } },
+        config: { dfc: { netns: NS_A, trackFlows: true, connectAudit: "on" } },
         policy: {
           id: 1,
           name: "Audit Policy for Linux",
@@ -153,11 +157,24 @@ Deno.test({
       assert.equal(status.dfc.lists[0].malformed, 1, "the malformed line is reported");
       assert.ok(status.dfc.flows >= 5);
       assert.equal(status.dfc.connectAudit?.on, true, JSON.stringify(status.dfc));
+      assert.ok(
+        status.dfc.joined >= 1,
+        `no flow was named from its connect record: ${status.dfc.joined}`,
+      );
+      const during = auditSnapshot(connectRuleSet());
+      assert.equal(during.enabled, 1);
+      assert.deepEqual(during.present, [true, true], "amp's rules are in place while it runs");
       const text = (await d.amp(["status"])).stdout;
       assert.match(
         text,
-        /^DFC: +on \(audit\), lists test-drop 2;.*; connect audit on \(\d+ named\)$/m,
+        /^DFC: +on \(audit\), lists test-drop 2;.*; connect audit on \([1-9]\d* named\)$/m,
       );
+      await d.stop();
+      d = undefined;
+      // Stopped: the rules are gone and audit is as it was.
+      const after = auditSnapshot(connectRuleSet());
+      assert.deepEqual(after.present, before.present);
+      assert.equal(after.enabled, before.enabled);
     } finally {
       await d?.stop();
       await tearDown(listener);
@@ -224,6 +241,50 @@ Deno.test({
     } finally {
       await d?.stop();
       await tearDown(listener);
+    }
+  },
+});
+
+Deno.test({
+  name: "DFC started by a reload stops with the daemon: amp's audit rules are removed",
+  ignore,
+  async fn() {
+    let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
+    try {
+      await run("ip", "netns", "add", NS_A);
+      const before = auditSnapshot(connectRuleSet());
+      d = await startDaemon({
+        config: { dfc: { netns: NS_A, trackFlows: true, connectAudit: "on" } },
+        policy: { id: 1, name: "Audit Policy for Linux" },
+        prepare: async () => {},
+      });
+      const status = async () => JSON.parse((await d!.amp(["status", "--json"])).stdout);
+      assert.equal((await status()).dfc.on, false, "no lists: DFC off");
+      await Deno.writeTextFile(`${d.root}/etc/amp/lists/drop.txt`, "198.51.100.2\n");
+      await Deno.writeTextFile(
+        `${d.root}/etc/amp/policy.json`,
+        JSON.stringify({
+          id: 1,
+          name: "Audit Policy for Linux",
+          serial: 1,
+          dfc: { lists: [{ name: "test-drop", file: "/etc/amp/lists/drop.txt" }] },
+        }),
+      );
+      d.process.kill("SIGHUP");
+      const on = await waitFor("DFC on after the reload", async () => {
+        const s = await status();
+        return s.dfc?.on ? s : undefined;
+      }, 10_000);
+      assert.equal(on.dfc.connectAudit?.on, true, JSON.stringify(on.dfc));
+      assert.deepEqual(auditSnapshot(connectRuleSet()).present, [true, true]);
+      await d.stop();
+      d = undefined;
+      const after = auditSnapshot(connectRuleSet());
+      assert.deepEqual(after.present, before.present, "the rules went with the daemon");
+      assert.equal(after.enabled, before.enabled, "audit is as it was");
+    } finally {
+      await d?.stop();
+      await deleteNamespaces(NS_A);
     }
   },
 });

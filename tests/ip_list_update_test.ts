@@ -81,7 +81,10 @@ Deno.test("amp update downloads a DFC list, asks again conditionally, and never 
     const third = await runUpdate({ root });
     assert.equal(third.exitCode, 1);
     assert.equal(third.ipLists?.[0].status, "failed");
-    assert.match(third.ipLists?.[0].detail ?? "", /no address.*keeping the list in place/);
+    assert.match(
+      third.ipLists?.[0].detail ?? "",
+      /not an address list.*keeping the list in place/,
+    );
     assert.match(await Deno.readTextFile(file), /198\.51\.100\.0\/24/);
     server.status = 503;
     const fourth = await runUpdate({ root });
@@ -189,6 +192,43 @@ Deno.test("amp update writes a DFC list through no link left in /var/lib/amp/dfc
   }
 });
 
+Deno.test("a list download is refused when it is too large however it is sent, or mostly not addresses", async () => {
+  const root = await Deno.makeTempDir({ prefix: "amp-iplist-" });
+  // A chunked answer (no Content-Length) of 100 lines of 16 bytes, and an error page with an address.
+  const line = "198.51.100.1/32\n";
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    if (new URL(req.url).pathname === "/page") {
+      return new Response("<html>\n<p>blocked, you are</p>\n198.51.100.7\n</html>\n");
+    }
+    let n = 0;
+    return new Response(
+      new ReadableStream({
+        pull(c) {
+          if (n++ === 100) c.close();
+          else c.enqueue(new TextEncoder().encode(line));
+        },
+      }),
+    );
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    const big = IpListSourceSchema.parse({ name: "big", url: `${base}/big` });
+    const [tooLarge] = await downloadIpLists([big], { root, maxBytes: 1000 });
+    assert.equal(tooLarge.status, "failed");
+    assert.match(tooLarge.detail ?? "", /too large \(more than 1000 bytes\)/);
+    const [fits] = await downloadIpLists([big], { root, maxBytes: 2000 });
+    assert.equal(fits.status, "updated", fits.detail);
+    assert.equal(fits.entries, 100);
+    const page = IpListSourceSchema.parse({ name: "page", url: `${base}/page` });
+    const [refused] = await downloadIpLists([page], { root });
+    assert.equal(refused.status, "failed");
+    assert.match(refused.detail ?? "", /not an address list \(1 addresses, 3 malformed/);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 const NS = `ampiplist${Deno.pid}`;
 
 Deno.test({
@@ -201,7 +241,7 @@ Deno.test({
       // DFC watches a namespace of the test's own, where nothing happens.
       await run("ip", "netns", "add", NS);
       d = await startDaemon({
-        config: { dfc: { netns: NS, trackFlows: true, connectAudit: false } },
+        config: { dfc: { netns: NS, trackFlows: true, connectAudit: "off" } },
         policy: {
           id: 1,
           name: "Audit Policy for Linux",

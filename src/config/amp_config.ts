@@ -89,9 +89,12 @@ export const AmpConfigSchema = z.strictObject({
      * Name the process of a connection that closed before its flow was read
      * (a one-shot client) from audit records of connect(): two audit rules
      * keyed `amp-dfc` while the daemon runs (with auditd they also land in
-     * its log). Off: such flows are reported without a process.
+     * its log). auto: only where kernel audit is already on (auditd hosts);
+     * on: also turn audit on while amp runs (every syscall of new processes
+     * then costs a little more); off: such flows are reported without a
+     * process.
      */
-    connectAudit: z.boolean().default(true),
+    connectAudit: z.enum(["auto", "on", "off"]).default("auto"),
   }).prefault({}),
   /** What `amp install` set up, so that disable, enable and uninstall undo exactly that. */
   service: z.strictObject({

@@ -56,7 +56,7 @@ import { customTargets, fullTargets } from "../scan/scan_targets.ts";
 import type { AmpEvent } from "../store/event.ts";
 import { EventsDb } from "../store/events_db.ts";
 import { VerdictCache } from "../store/verdict_cache.ts";
-import { type BytePath, bytePath } from "../sys/byte_path.ts";
+import { type BytePath, bytePath, bytesEqual } from "../sys/byte_path.ts";
 import { limitMallocArenas } from "../sys/libc.ts";
 import { VERSION } from "../version.ts";
 import { type AttributedFlow, type FileDisposition, FlowCorrelator } from "../dfc/correlate.ts";
@@ -614,13 +614,14 @@ export class Daemon {
   // 8. dfc: flows matched against the policy's IP lists. A failure is a
   // fault, not fatal: file protection does not depend on it.
   async #stepDfc(): Promise<void> {
+    // Before anything else: a reload may start DFC later, and it must stop with the daemon.
+    this.#onTeardown("dfc", () => this.#stopDfc());
     await this.#loadDfcLists();
     if (this.#policy.dfc.lists.length === 0) {
       this.#log.info("DFC off: the policy names no IP lists (dfc.lists)");
       return;
     }
     await this.#startDfc();
-    this.#onTeardown("dfc", () => this.#stopDfc());
   }
 
   async #loadDfcLists(sources = this.#policy.dfc.lists): Promise<void> {
@@ -655,9 +656,11 @@ export class Daemon {
           `DFC: connect audit unavailable (${audit.error}): processes that close their ` +
             "connection at once are reported without a name",
         );
-      } else if (audit?.enabledByUs) {
-        this.#log.notice("DFC: kernel audit was off; enabled while amp runs (connect rules)");
       }
+      source.onAuditChange = (state) => {
+        if (!state.on) this.#log.warning(`DFC: connect audit stopped: ${state.error}`);
+        else this.#log.warning("DFC: amp's connect audit rules were removed; added again");
+      };
     } catch (error) {
       this.#fault("dfc", `DFC unavailable: ${message(error)}`);
       return;
@@ -717,6 +720,15 @@ export class Daemon {
       fd = openat(AT.FDCWD, bytePath(`/proc/${pid}/exe`), O.RDONLY | O.CLOEXEC);
       try {
         path = readlink(bytePath(`/proc/${pid}/exe`));
+        // Named from its connect record, the process may be gone and its pid
+        // reused: only the same executable is the flow's.
+        const recorded = flow.process?.executable;
+        if (
+          flow.attribution === "connect" && recorded instanceof Uint8Array &&
+          !bytesEqual(path, recorded)
+        ) {
+          throw new Error("pid reused");
+        }
       } catch (error) {
         close(fd);
         throw error;
@@ -1015,6 +1027,7 @@ export class Daemon {
         lost: this.#dfc?.lost ?? 0,
         connectAudit: this.#dfc?.source.connectAudit,
         joined: this.#dfc?.source.stats.joined ?? 0,
+        auditLost: this.#dfc?.source.stats.auditLost ?? 0,
         ...(this.#dfc?.correlator.stats ??
           { flows: 0, matches: 0, events: 0, suppressed: 0, blocked: 0, blockFailures: 0 }),
       },

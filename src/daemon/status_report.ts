@@ -72,9 +72,11 @@ export interface StatusReport {
     blockFailures: number;
     lost: number;
     /** Whether connect audit records name the processes of closed connections (absent: not asked for). */
-    connectAudit?: { on: boolean; enabledByUs?: boolean; error?: string };
+    connectAudit?: { on: boolean; readded?: number; error?: string };
     /** Flows whose process came from a connect record. */
     joined: number;
+    /** Times connect audit records were lost (the socket buffer overflowed). */
+    auditLost: number;
   };
   quarantine: { files: number };
   cache: { entries: number; bytes: number };
@@ -145,7 +147,9 @@ export function formatStatus(r: StatusReport): string[] {
           r.dfc.connectAudit === undefined
             ? ""
             : r.dfc.connectAudit.on
-            ? `; connect audit on (${r.dfc.joined} named)`
+            ? `; connect audit on (${r.dfc.joined} named${
+              r.dfc.auditLost > 0 ? `, records lost ${r.dfc.auditLost} times` : ""
+            })`
             : "; connect audit off"
         }`
         : r.dfc.lists.length === 0

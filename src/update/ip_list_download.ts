@@ -62,6 +62,8 @@ export interface DownloadIpListsOptions {
   log?: Logger;
   /** Per-request timeout (ms); default 60 s. */
   timeoutMs?: number;
+  /** Largest list accepted (bytes); default {@linkcode MAX_LIST_BYTES}. */
+  maxBytes?: number;
 }
 
 /** How to fetch lists kept by the connector's cloud. */
@@ -173,21 +175,24 @@ async function downloadOne(
     result.detail = `HTTP ${response.status}; keeping the list in place`;
     return result;
   }
+  const limit = options.maxBytes ?? MAX_LIST_BYTES;
   const declared = Number(response.headers.get("content-length") ?? "0");
-  if (declared > MAX_LIST_BYTES) {
+  if (declared > limit) {
     await response.body?.cancel();
-    result.detail = `too large (${declared} bytes, at most ${MAX_LIST_BYTES})`;
+    result.detail = `too large (${declared} bytes, at most ${limit})`;
     return result;
   }
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await response.arrayBuffer());
+    // Counted as it comes: a chunked answer says no length up front.
+    const got = await readAtMost(response, limit);
+    if (!got) {
+      result.detail = `too large (more than ${limit} bytes); keeping the list in place`;
+      return result;
+    }
+    bytes = got;
   } catch (error) {
     result.detail = `download broke off: ${message(error)}; keeping the list in place`;
-    return result;
-  }
-  if (bytes.length > MAX_LIST_BYTES) {
-    result.detail = `too large (${bytes.length} bytes, at most ${MAX_LIST_BYTES})`;
     return result;
   }
   const text = new TextDecoder().decode(bytes);
@@ -200,9 +205,12 @@ async function downloadOne(
     : parseIpList(source.name, text);
   result.entries = parsed.size;
   result.malformed = parsed.malformed;
-  if (parsed.size === 0) {
-    result.detail = `the download holds no address (${parsed.malformed} malformed lines, ` +
-      `first: ${JSON.stringify(parsed.problems[0]?.text ?? "")}); keeping the list in place`;
+  if (parsed.size === 0 || parsed.malformed > parsed.size) {
+    // An error page, or one with an address in it: more that is not a list than is.
+    result.detail = `the download is not an address list (${parsed.size} addresses, ` +
+      `${parsed.malformed} malformed lines, first: ${
+        JSON.stringify(parsed.problems[0]?.text ?? "")
+      }); keeping the list in place`;
     return result;
   }
   const next: Meta = {};
@@ -236,6 +244,25 @@ function isUnder(url: string, base: URL): boolean {
 }
 
 /** Writes a new file beside `file` (never through a link) and renames it over `file`. */
+/** The body, or undefined once it passes `limit` bytes (the rest is not read). */
+async function readAtMost(response: Response, limit: number): Promise<Uint8Array | undefined> {
+  if (!response.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.length;
+    if (size > limit) return undefined; // leaving the loop cancels the body
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${Deno.pid}`;
   // A leftover of a run that died (or a link put there): removing it removes the link itself.

@@ -278,10 +278,18 @@ async function fetchPolicy(root: string, config: AmpConfig): Promise<PolicyStep>
     return { status: "up-to-date", message: `policy #${got.id} serial ${got.serial}`, policy: got };
   }
   const path = resolveUnderRoot(root, POLICY_PATH);
-  await Deno.mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.update.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(answer.document, null, 2) + "\n", { mode: 0o644 });
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeTextFile(tmp, JSON.stringify(answer.document, null, 2) + "\n", {
+      mode: 0o644,
+    });
+    await Deno.rename(tmp, path);
+  } catch (error) {
+    // The other steps still run; this one failed.
+    await Deno.remove(tmp).catch(() => {});
+    return { status: "rejected", message: `cannot write ${path}: ${message(error)}, policy kept` };
+  }
   return {
     status: "updated",
     message: `policy #${got.id} serial ${got.serial} (${got.name}) from the cloud` +

@@ -66,8 +66,9 @@ import {
   SOL_SOCKET,
 } from "../../../ffi/netlink.ts";
 import { AUDIT, AUDIT_NLGRP, NETLINK_AUDIT } from "../../../ffi/audit.ts";
-import { bytesEqual } from "../../sys/byte_path.ts";
-import { errno, strerror } from "../../sys/libc.ts";
+import { LOCK, O as LIBC_O } from "../../../ffi/libc.ts";
+import { bytePath, bytesEqual } from "../../sys/byte_path.ts";
+import { AT, errno, flock, openat, strerror } from "../../sys/libc.ts";
 import { SysError } from "../../sys/sys_error.ts";
 import { readExe, readProcessInfo } from "../../protect/process_info.ts";
 import {
@@ -98,6 +99,7 @@ const ENOBUFS = 105;
 const ENOENT = 2;
 const EOPNOTSUPP = 95;
 const EEXIST = 17;
+const EINVAL = 22;
 
 /** The nftables table `trackFlows` installs. */
 export const TRACK_TABLE = "amp_flow";
@@ -118,6 +120,7 @@ function fail(syscall: string, detail?: string): never {
 /** What the reader worker posts. */
 export type ReaderMessage =
   | { type: "ready"; audit?: ConnectAuditState }
+  | { type: "audit"; audit: ConnectAuditState }
   | {
     type: "records";
     records: FlowRecord[];
@@ -139,8 +142,12 @@ export interface ReaderStart {
   trackFlows: boolean;
   /** Attribute each TCP and UDP flow to its socket and process (see `attributeFlow`). */
   attribute: boolean;
-  /** Also read the audit records of connect() (see `audit_connect.ts`); needs `attribute`. */
-  connectAudit: boolean;
+  /**
+   * Also read the audit records of connect() (see `audit_connect.ts`); needs
+   * `attribute`. "auto": only when kernel audit is already on; "on": turn it
+   * on if it is off.
+   */
+  connectAudit: "off" | "auto" | "on";
   /** How long a flow without a process waits for its connect record (ms). */
   connectWaitMs?: number;
 }
@@ -148,8 +155,8 @@ export interface ReaderStart {
 /** Whether the connect records are read, and why not. */
 export interface ConnectAuditState {
   on: boolean;
-  /** Audit was off and amp turned it on (and turns it off at close). */
-  enabledByUs?: boolean;
+  /** Times amp's rules were found missing (`auditctl -D`, an auditd restart) and added again. */
+  readded?: number;
   /** Why it is off. */
   error?: string;
 }
@@ -406,11 +413,11 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
   let audit: AuditConnect | undefined;
   try {
     let auditState: ConnectAuditState | undefined;
-    if (start.attribute && start.connectAudit) {
+    if (start.attribute && start.connectAudit !== "off") {
       // Before setns: the kernel sends audit records to the initial namespace's sockets only.
       try {
-        audit = openAuditConnect();
-        auditState = { on: true, enabledByUs: audit.enabledByUs };
+        audit = openAuditConnect(start.connectAudit);
+        auditState = { on: true, readded: 0 };
       } catch (error) {
         auditState = { on: false, error: error instanceof Error ? error.message : String(error) };
       }
@@ -439,12 +446,16 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
     const auditBuf = new Uint8Array(64 * 1024);
     const joiner = new ConnectJoiner({ waitMs: start.connectWaitMs });
     const collector = new ConnectRecordCollector();
+    // Records are host-wide, flows are the watched namespace's: a record of a
+    // process that still runs in another namespace is dropped.
+    const watchedNetns = netnsOf("thread-self");
     let expired = performance.now();
+    let nextCheck = performance.now() + AUDIT_CHECK_MS;
     post(auditState ? { type: "ready", audit: auditState } : { type: "ready" });
     for (;;) {
       for (let i = 0; i < fds.length; i++) pv.setInt16(i * POLLFD.size + POLLFD.revents, 0, true);
-      const deadline = joiner.deadline;
-      const timeout = deadline === undefined
+      const deadline = Math.min(joiner.deadline ?? Infinity, audit ? nextCheck : Infinity);
+      const timeout = deadline === Infinity
         ? -1
         : Math.max(0, Math.ceil(deadline - performance.now()));
       if (c.poll_blocking(pollfds, BigInt(fds.length), timeout) < 0) {
@@ -478,7 +489,11 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
         for (const r of records) {
           ready.push(...(r.kind === "flow" ? joiner.addFlow(r, now) : [r]));
         }
-        for (const record of got.records) ready.push(...joiner.addRecord(record, now));
+        for (const record of got.records) {
+          const ns = netnsOf(String(record.pid));
+          if (ns !== undefined && ns !== watchedNetns) continue;
+          ready.push(...joiner.addRecord(record, now));
+        }
         ready.push(...joiner.due(now));
         for (const r of ready) {
           if (r.kind === "flow" && r.attribution === "connect") enrichFromProc(r);
@@ -486,6 +501,18 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
         if (now - expired > 1_000) {
           joiner.expire(now);
           expired = now;
+        }
+        if (now >= nextCheck) {
+          nextCheck = now + AUDIT_CHECK_MS;
+          const check = checkAuditConnect(audit);
+          if (!check.on || check.readded > 0) {
+            post({
+              type: "audit",
+              audit: check.on
+                ? { on: true, readded: check.readded }
+                : { on: false, error: check.error },
+            });
+          }
         }
       }
       if (ready.length > 0 || unknown > 0 || auditLost > 0) {
@@ -518,6 +545,18 @@ export function readLoop(start: ReaderStart, post: (message: ReaderMessage) => v
   }
 }
 
+/** How often the reader checks that audit is on and amp's rules are in place (ms). */
+const AUDIT_CHECK_MS = 60_000;
+
+/** The network namespace of a process (`net:[inode]`), or undefined when it is gone. */
+function netnsOf(pid: string): string | undefined {
+  try {
+    return Deno.readLinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A flow named by its connect record: if the process still runs the same
  * executable, /proc adds what the record lacks (the parent's executable,
@@ -536,13 +575,25 @@ function enrichFromProc(flow: FlowEvent): void {
   }
 }
 
-/** The audit connect records' socket and how to undo what it changed. */
+/**
+ * Host-wide lock of the amp instances that use the connect rules (audit is
+ * one per kernel, whatever `--root` or namespace): each holds it shared
+ * while it runs; the last one out (an exclusive lock it can take without
+ * waiting) removes the rules, and turns audit off again if an amp turned it
+ * on (the file then says `enabled-by-amp`) and no audit daemon has
+ * registered since.
+ */
+export const AUDIT_LOCK_PATH = "/run/amp-dfc-audit.lock";
+const ENABLED_MARK = "enabled-by-amp\n";
+
+/** The audit connect records' socket and what it holds. */
 export interface AuditConnect {
   sock: number;
-  /** The rules amp added (to delete at close). */
-  rules: Uint8Array[];
-  /** Audit was disabled and amp enabled it (disable it again at close). */
-  enabledByUs: boolean;
+  /** Control socket (initial namespace), for the periodic check and the close. */
+  control: number;
+  /** The ownership lock (shared while running). */
+  lock: number;
+  rules: Uint8Array<ArrayBuffer>[];
 }
 
 let auditSeq = 0;
@@ -580,83 +631,179 @@ function auditCommand(sock: number, type: number, payload?: Uint8Array): AuditMe
   }
 }
 
+/** The kernel's audit state: enabled (0 off, 1 on, 2 locked) and the audit daemon's pid (0: none). */
+export function auditStatus(control: number): { enabled: number; pid: number } {
+  const s = auditCommand(control, AUDIT.GET)[0];
+  if (s?.kind !== "status") throw new Error("audit status: no answer");
+  return { enabled: s.enabled, pid: s.pid };
+}
+
 /**
- * Opens the audit socket of the calling thread's (initial) network
- * namespace, joins the read-only multicast group, enables audit if it was
- * off and adds amp's connect rules (see `audit_connect.ts`). Throws, having
- * undone its steps, when any of that is refused.
+ * For tests and `amp status`-like checks: the kernel's audit state and
+ * whether each of `rules` is in place (a rule found is left as it was).
  */
-export function openAuditConnect(): AuditConnect {
-  const rules = connectRuleSet();
-  if (!rules) throw new Error(`no audit connect rule for the ${Deno.build.arch} architecture`);
+export function auditSnapshot(
+  rules: Uint8Array[] = [],
+): { enabled: number; pid: number; present: boolean[] } {
   const c = lib();
-  // Control requests go on their own socket, so that multicast records do not mix with acks.
   const control = c.socket(AF_NETLINK, SOCK_RAW | SOCK.CLOEXEC, NETLINK_AUDIT);
   if (control < 0) fail("socket", "AF_NETLINK/NETLINK_AUDIT");
-  const done: AuditConnect = { sock: -1, rules: [], enabledByUs: false };
   try {
-    const sock = c.socket(AF_NETLINK, SOCK_RAW | SOCK.NONBLOCK | SOCK.CLOEXEC, NETLINK_AUDIT);
-    if (sock < 0) fail("socket", "AF_NETLINK/NETLINK_AUDIT");
-    done.sock = sock;
-    const v = new Uint8Array(4);
-    new DataView(v.buffer).setInt32(0, 4 * 1024 * 1024, true);
-    if (c.setsockopt(sock, SOL_SOCKET, SO.RCVBUFFORCE, v, 4) !== 0) {
-      c.setsockopt(sock, SOL_SOCKET, SO.RCVBUF, v, 4);
-    }
-    const addr = sockaddr(1 << (AUDIT_NLGRP.READLOG - 1));
-    if (c.bind(sock, addr, addr.length) !== 0) fail("bind", "audit multicast group readlog");
-    const status = auditCommand(control, AUDIT.GET)[0];
-    if (status?.kind === "status" && status.enabled === 2) {
-      throw new Error("audit rules are locked (enabled 2): cannot add the connect rules");
-    }
-    if (status?.kind === "status" && status.enabled === 0) {
-      auditCommand(control, AUDIT.SET, enableRequest(1));
-      done.enabledByUs = true;
-    }
-    for (const rule of rules) {
+    const present = rules.map((rule) => {
       try {
         auditCommand(control, AUDIT.ADD_RULE, rule);
+        auditCommand(control, AUDIT.DEL_RULE, rule); // it was not there: put things back
+        return false;
       } catch (error) {
-        // EEXIST: left by an amp that did not stop cleanly; it is ours to delete
-        if (!(error instanceof SysError && error.errno === EEXIST)) throw error;
+        if (error instanceof SysError && error.errno === EEXIST) return true;
+        throw error;
       }
-      done.rules.push(rule);
-    }
-    return done;
-  } catch (error) {
-    closeAuditConnect(done, control);
-    throw error;
+    });
+    return { ...auditStatus(control), present };
   } finally {
     c.close(control);
   }
 }
 
-/** Removes amp's rules, disables audit if amp enabled it, closes the socket. Never throws. */
-export function closeAuditConnect(a: AuditConnect, control?: number): void {
+/** Adds the rules; an existing identical rule (another amp's, or one left by a crash) is fine. */
+function addRules(control: number, rules: Uint8Array[]): number {
+  let added = 0;
+  for (const rule of rules) {
+    try {
+      auditCommand(control, AUDIT.ADD_RULE, rule);
+      added++;
+    } catch (error) {
+      if (!(error instanceof SysError && error.errno === EEXIST)) throw error;
+    }
+  }
+  return added;
+}
+
+/** The rules to use: by address family where the kernel filters on it, else by address length. */
+function chooseRules(control: number): Uint8Array<ArrayBuffer>[] {
+  const byFamily = connectRuleSet(Deno.build.arch, "family");
+  if (!byFamily) throw new Error(`no audit connect rule for the ${Deno.build.arch} architecture`);
+  try {
+    addRules(control, byFamily.slice(0, 1));
+    return byFamily;
+  } catch (error) {
+    // EINVAL: a kernel without the saddr_fam field (before 5.8)
+    if (!(error instanceof SysError && error.errno === EINVAL)) throw error;
+    return connectRuleSet(Deno.build.arch, "length")!;
+  }
+}
+
+/**
+ * Opens the audit socket of the calling thread's (initial) network
+ * namespace, joins the read-only multicast group and adds amp's connect
+ * rules (see `audit_connect.ts`). Audit that is off is turned on only when
+ * `mode` is "on" ("auto" leaves it off and throws: the cost of audit falls
+ * on every syscall of every new process). Throws, having undone its steps,
+ * when any of that is refused.
+ */
+export function openAuditConnect(mode: "auto" | "on"): AuditConnect {
   const c = lib();
-  const own = control === undefined;
-  const ctl = own ? c.socket(AF_NETLINK, SOCK_RAW | SOCK.CLOEXEC, NETLINK_AUDIT) : control;
-  if (ctl >= 0) {
+  const a: AuditConnect = { sock: -1, control: -1, lock: -1, rules: [] };
+  try {
+    a.lock = openat(
+      AT.FDCWD,
+      bytePath(AUDIT_LOCK_PATH),
+      LIBC_O.RDWR | LIBC_O.CREAT | LIBC_O.CLOEXEC | LIBC_O.NOFOLLOW,
+      0o600,
+    );
+    flock(a.lock, LOCK.EX); // one instance at a time sets up or tears down
+    // Control requests go on their own socket, so that multicast records do not mix with acks.
+    a.control = c.socket(AF_NETLINK, SOCK_RAW | SOCK.CLOEXEC, NETLINK_AUDIT);
+    if (a.control < 0) fail("socket", "AF_NETLINK/NETLINK_AUDIT");
+    a.sock = c.socket(AF_NETLINK, SOCK_RAW | SOCK.NONBLOCK | SOCK.CLOEXEC, NETLINK_AUDIT);
+    if (a.sock < 0) fail("socket", "AF_NETLINK/NETLINK_AUDIT");
+    const v = new Uint8Array(4);
+    new DataView(v.buffer).setInt32(0, 4 * 1024 * 1024, true);
+    if (c.setsockopt(a.sock, SOL_SOCKET, SO.RCVBUFFORCE, v, 4) !== 0) {
+      c.setsockopt(a.sock, SOL_SOCKET, SO.RCVBUF, v, 4);
+    }
+    const addr = sockaddr(1 << (AUDIT_NLGRP.READLOG - 1));
+    if (c.bind(a.sock, addr, addr.length) !== 0) fail("bind", "audit multicast group readlog");
+    const status = auditStatus(a.control);
+    if (status.enabled === 2) {
+      throw new Error("audit rules are locked (enabled 2): cannot add the connect rules");
+    }
+    if (status.enabled === 0) {
+      if (mode === "auto") {
+        throw new Error(
+          'kernel audit is off (dfc.connectAudit "on" turns it on while amp runs; it costs ' +
+            "every syscall of new processes a little)",
+        );
+      }
+      auditCommand(a.control, AUDIT.SET, enableRequest(1));
+      Deno.writeTextFileSync(AUDIT_LOCK_PATH, ENABLED_MARK);
+    }
+    a.rules = chooseRules(a.control);
+    addRules(a.control, a.rules);
+    flock(a.lock, LOCK.SH);
+    return a;
+  } catch (error) {
+    closeAuditConnect(a);
+    throw error;
+  }
+}
+
+/**
+ * Re-adds the rules if something removed them (`auditctl -D`, an auditd
+ * restart loading its rules); says whether audit is still usable.
+ */
+export function checkAuditConnect(
+  a: AuditConnect,
+): { on: boolean; readded: number; error?: string } {
+  try {
+    const status = auditStatus(a.control);
+    if (status.enabled === 0) {
+      return { on: false, readded: 0, error: "kernel audit was turned off" };
+    }
+    return { on: true, readded: addRules(a.control, a.rules) };
+  } catch (error) {
+    return { on: false, readded: 0, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/**
+ * Closes the sockets; if no other amp uses the rules, removes them and turns
+ * audit off if an amp turned it on and no audit daemon registered since.
+ * Never throws.
+ */
+export function closeAuditConnect(a: AuditConnect): void {
+  const c = lib();
+  let last = false;
+  if (a.lock >= 0) {
+    try {
+      flock(a.lock, LOCK.EX | LOCK.NB);
+      last = true;
+    } catch {
+      // another amp holds it shared: it still needs the rules
+    }
+  }
+  if (last && a.control >= 0) {
     for (const rule of a.rules) {
       try {
-        auditCommand(ctl, AUDIT.DEL_RULE, rule);
+        auditCommand(a.control, AUDIT.DEL_RULE, rule);
       } catch {
         // already gone (an administrator's auditctl -D): nothing to undo
       }
     }
-    if (a.enabledByUs) {
-      try {
-        auditCommand(ctl, AUDIT.SET, enableRequest(0));
-      } catch {
-        // locked since, or refused: left enabled
+    try {
+      if (Deno.readTextFileSync(AUDIT_LOCK_PATH) === ENABLED_MARK) {
+        if (auditStatus(a.control).pid === 0) auditCommand(a.control, AUDIT.SET, enableRequest(0));
+        Deno.writeTextFileSync(AUDIT_LOCK_PATH, "");
       }
+    } catch {
+      // locked since, or refused: left enabled
     }
-    if (own) c.close(ctl);
   }
-  a.rules = [];
-  a.enabledByUs = false;
   if (a.sock >= 0) c.close(a.sock);
-  a.sock = -1;
+  if (a.control >= 0) c.close(a.control);
+  if (a.lock >= 0) c.close(a.lock);
+  a.sock = a.control = a.lock = -1;
+  a.rules = [];
 }
 
 /** Reads every pending datagram of the audit socket into the collector; returns completed connects. */

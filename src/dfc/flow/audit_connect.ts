@@ -11,28 +11,46 @@
  * writes a record at the exit of every audited syscall, with the pid,
  * parent, uid, executable, command line (PROCTITLE) and the address passed
  * in (SOCKADDR), all taken in the caller's context, so nothing is lost when
- * the process is gone. amp adds two exit rules for `connect` (address
- * lengths 16 and 28: IPv4 and IPv6 only, not the far more frequent Unix
- * socket connects), keyed `amp-dfc`, and reads the records from the
- * read-only multicast group (`AUDIT_NLGRP_READLOG`), which leaves an
- * installed auditd in charge of the audit log: amp never registers as the
- * audit daemon. The rules are removed when amp stops.
+ * the process is gone. amp adds two exit rules for `connect` (the address
+ * family AF_INET or AF_INET6, so not the far more frequent Unix socket
+ * connects; on kernels before 5.8 the usual address lengths 16 and 28),
+ * keyed `amp-dfc`, and reads the records from the read-only multicast group
+ * (`AUDIT_NLGRP_READLOG`), which leaves an installed auditd in charge of the
+ * audit log: amp never registers as the audit daemon. Records of any rule
+ * count (the kernel stops at the first matching rule, so an administrator's
+ * connect rule may come first). The reader checks every minute that audit is
+ * on and re-adds the rules if something removed them (`auditctl -D`).
+ *
+ * Cost and default: with audit on, every syscall of a process started since
+ * takes the kernel's audit path (measured here: about 130 ns more per
+ * syscall, and ~50 µs more per audited connect). So `dfc.connectAudit`
+ * "auto" (the default) uses it only where audit is already on (hosts that
+ * run auditd); "on" turns audit on while amp runs and off again at stop.
+ * Processes started before audit was first enabled since boot carry no
+ * audit context and are not recorded (their flows still get sock_diag's
+ * attribution). A locked configuration (`enabled 2`) refuses new rules.
+ *
+ * Ownership: the rules and the audit switch are host-wide, while several
+ * amp daemons may run (other `--root`s, tests): each holds
+ * /run/amp-dfc-audit.lock shared, and the last one out removes the rules
+ * and turns audit off if an amp turned it on and no audit daemon registered
+ * since.
  *
  * What an administrator sees: with auditd running, the records also land in
  * /var/log/audit/audit.log under key `amp-dfc` (`ausearch -k amp-dfc`);
- * without one, the kernel copies a rate-limited few of them to its log. If
- * audit was disabled (`enabled 0`), amp enables it while it runs and
- * disables it again at stop; processes started before audit was first
- * enabled since boot carry no audit context and are not recorded (their
- * flows still get sock_diag's attribution). A locked configuration
- * (`enabled 2`) refuses new rules; DFC then runs on sock_diag alone and
- * says so.
+ * without one, the kernel copies a rate-limited few of them to its log.
  *
  * Pairing: a record and a flow pair when they have the same remote address
- * and port and arrive within a short window of each other, oldest first
- * (connects to one address and port leave in the order they were made). A
- * flow whose socket sock_diag already tied to a pid consumes that pid's
- * record, so that it cannot be paired with the next flow.
+ * and port and arrive within a short window of each other (a flow waits
+ * 150 ms for its record, a record 500 ms for its flow), oldest first
+ * (connects to one address and port leave in the order they were made).
+ * Records of connects that made no flow (EISCONN, EALREADY, ENETUNREACH …)
+ * are dropped, and so are records of processes that still run in another
+ * network namespace than the watched one. A flow whose socket sock_diag
+ * already tied to a pid consumes that pid's record, so that it cannot be
+ * paired with the next flow. What remains uncertain: two processes in
+ * different namespaces, both gone, connecting to the same address and port
+ * within the window can be confused.
  *
  * @module
  */
@@ -45,12 +63,15 @@ import {
   AUDIT_FIELD,
   AUDIT_FILTER,
   AUDIT_RULE_DATA,
+  AUDIT_STATUS,
   AUDIT_STATUS_LAYOUT,
   SYS_CONNECT,
 } from "../../../ffi/audit.ts";
 import { NLM_F, NLMSG, NLMSG_ALIGNTO, NLMSGERR, NLMSGHDR } from "../../../ffi/netlink.ts";
 import { formatCommandLine, type ProcessInfo } from "../../protect/process_info.ts";
 import { type FlowEvent, formatIpv6 } from "./conntrack_events.ts";
+
+const decoder = new TextDecoder();
 
 /** The filter key of amp's rules (`ausearch -k amp-dfc`). */
 export const AUDIT_KEY = "amp-dfc";
@@ -75,22 +96,39 @@ export interface ConnectRecord {
   port: number;
 }
 
-/** The syscall rules for this machine's architecture, or undefined where amp does not know them. */
-export function connectRuleSet(
-  arch: string = Deno.build.arch,
-): Uint8Array<ArrayBuffer>[] | undefined {
-  const a = arch === "x86_64"
+/** `arch` and connect's syscall number for a Deno architecture name. */
+function archOf(arch: string): { arch: number; sys: number } | undefined {
+  return arch === "x86_64"
     ? { arch: AUDIT_ARCH.X86_64, sys: SYS_CONNECT.X86_64 }
     : arch === "aarch64"
     ? { arch: AUDIT_ARCH.AARCH64, sys: SYS_CONNECT.AARCH64 }
     : undefined;
-  if (!a) return undefined;
-  // sizeof(struct sockaddr_in) and sizeof(struct sockaddr_in6)
-  return [16, 28].map((len) => connectRule(a.arch, a.sys, len));
 }
 
-/** One `audit_rule_data`: exit, always, syscall `sys`, `arch`, `a2 == addrlen`, key amp-dfc. */
-export function connectRule(arch: number, sys: number, addrlen: number): Uint8Array<ArrayBuffer> {
+/**
+ * The syscall rules for this machine's architecture (undefined where amp
+ * does not know them): by the address's family (AF_INET, AF_INET6: every
+ * IPv4 and IPv6 connect, whatever length the caller passes), or, on kernels
+ * before 5.8 without that field, by the usual address lengths (16, 28).
+ */
+export function connectRuleSet(
+  arch: string = Deno.build.arch,
+  by: "family" | "length" = "family",
+): Uint8Array<ArrayBuffer>[] | undefined {
+  const a = archOf(arch);
+  if (!a) return undefined;
+  return by === "family"
+    ? [2, 10].map((family) => connectRule(a.arch, a.sys, AUDIT_FIELD.SADDR_FAM, family))
+    : [16, 28].map((len) => connectRule(a.arch, a.sys, AUDIT_FIELD.ARG2, len));
+}
+
+/** One `audit_rule_data`: exit, always, syscall `sys`, `arch`, `field == value`, key amp-dfc. */
+export function connectRule(
+  arch: number,
+  sys: number,
+  field: number,
+  value: number,
+): Uint8Array<ArrayBuffer> {
   const key = new TextEncoder().encode(AUDIT_KEY);
   const buf = new Uint8Array(AUDIT_RULE_DATA.size + key.length);
   const v = new DataView(buf.buffer);
@@ -99,7 +137,7 @@ export function connectRule(arch: number, sys: number, addrlen: number): Uint8Ar
   v.setUint32(AUDIT_RULE_DATA.mask + 4 * Math.floor(sys / 32), 1 << (sys % 32), true);
   const fields: [number, number][] = [
     [AUDIT_FIELD.ARCH, arch],
-    [AUDIT_FIELD.ARG2, addrlen],
+    [field, value],
     [AUDIT_FIELD.FILTERKEY, key.length],
   ];
   fields.forEach(([field, value], i) => {
@@ -134,7 +172,7 @@ export function auditRequest(
 export function enableRequest(enabled: 0 | 1): Uint8Array<ArrayBuffer> {
   const s = new Uint8Array(AUDIT_STATUS_LAYOUT.size);
   const v = new DataView(s.buffer);
-  v.setUint32(AUDIT_STATUS_LAYOUT.mask, 1, true);
+  v.setUint32(AUDIT_STATUS_LAYOUT.mask, AUDIT_STATUS.ENABLED, true);
   v.setUint32(AUDIT_STATUS_LAYOUT.enabled, enabled, true);
   return s;
 }
@@ -173,7 +211,7 @@ export function parseAuditMessages(buf: Uint8Array): AuditMessage[] {
     } else if (type >= AUDIT.SYSCALL && type < 2100) {
       let end = body.length;
       while (end > 0 && body[end - 1] === 0) end--;
-      out.push({ kind: "record", type, text: new TextDecoder().decode(body.subarray(0, end)) });
+      out.push({ kind: "record", type, text: decoder.decode(body.subarray(0, end)) });
     }
     off += (len + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
   }
@@ -236,13 +274,32 @@ interface Partial {
 const MAX_PARTIAL = 1024;
 
 /**
+ * connect()'s return values that mean a packet left (or was about to):
+ * success, in progress (nonblocking), refused, timed out, host unreachable
+ * and interrupted. The others (EISCONN, EALREADY, ENETUNREACH, EACCES, …)
+ * made no new flow, so their records would only pair with someone else's.
+ */
+const FLOW_EXITS = new Set([0, -115, -111, -110, -113, -4]);
+
+/**
  * Gathers the records of each audit event (they share a serial, and EOE
- * ends them) and yields the connects of amp's rules.
+ * ends them) and yields the IPv4 and IPv6 connects of this architecture.
+ * Any rule's records count, not only amp's: the kernel stops at the first
+ * matching exit rule, so with an administrator's connect rule ahead of
+ * amp's the record carries the other key.
  */
 export class ConnectRecordCollector {
   readonly #partial = new Map<number, Partial>();
+  readonly #arch: string;
+  readonly #sys: string;
   /** Records skipped as unreadable. */
   unknown = 0;
+
+  constructor(arch: string = Deno.build.arch) {
+    const a = archOf(arch);
+    this.#arch = (a?.arch ?? 0).toString(16);
+    this.#sys = String(a?.sys ?? -1);
+  }
 
   /** Takes one record; returns the connect it completed, if any. */
   add(type: number, text: string): ConnectRecord | undefined {
@@ -263,8 +320,7 @@ export class ConnectRecordCollector {
     if (!p) {
       if (type !== AUDIT.SYSCALL) return undefined; // not one of ours: SYSCALL comes first
       const f = recordFields(head.rest);
-      const key = f.get("key");
-      if (!key || new TextDecoder().decode(fieldBytes(key)) !== AUDIT_KEY) return undefined;
+      if (f.get("syscall") !== this.#sys || f.get("arch") !== this.#arch) return undefined;
       p = { syscall: f };
       this.#partial.set(head.serial, p);
       if (this.#partial.size > MAX_PARTIAL) {
@@ -297,6 +353,8 @@ export class ConnectRecordCollector {
       this.unknown++;
       return undefined;
     }
+    const exit = num("exit");
+    if (exit !== undefined && !FLOW_EXITS.has(exit)) return undefined;
     const exe = f.get("exe");
     const comm = f.get("comm");
     return {
@@ -305,9 +363,9 @@ export class ConnectRecordCollector {
       ppid: num("ppid"),
       uid: num("uid"),
       executable: exe ? fieldBytes(exe) : undefined,
-      comm: comm ? new TextDecoder().decode(fieldBytes(comm)) : undefined,
+      comm: comm ? decoder.decode(fieldBytes(comm)) : undefined,
       commandLine: p.proctitle ? formatCommandLine(p.proctitle) : undefined,
-      exit: num("exit"),
+      exit,
       ...p.sockaddr,
     };
   }
@@ -332,7 +390,7 @@ interface Waiting<T> {
 export interface ConnectJoinerOptions {
   /** How long a flow without a process waits for its record (ms). Default 150. */
   waitMs?: number;
-  /** How long a record (or a claim) waits for its flow (ms). Default 2000. */
+  /** How long a record (or a claim) waits for its flow (ms). Default 500. */
   keepMs?: number;
   /** Most records and claims kept; the oldest go first. Default 16384. */
   max?: number;
@@ -360,7 +418,7 @@ export class ConnectJoiner {
 
   constructor(options: ConnectJoinerOptions = {}) {
     this.#waitMs = options.waitMs ?? 150;
-    this.#keepMs = options.keepMs ?? 2_000;
+    this.#keepMs = options.keepMs ?? 500;
     this.#max = options.max ?? 16_384;
   }
 
@@ -419,13 +477,6 @@ export class ConnectJoiner {
       out.push(this.#flows.shift()!.item);
       this.unjoined++;
     }
-    return out;
-  }
-
-  /** Every waiting flow, now (the source is closing). */
-  drain(): FlowEvent[] {
-    const out = this.#flows.map((w) => w.item);
-    this.#flows = [];
     return out;
   }
 

@@ -98,21 +98,39 @@ Deno.test("hex-encoded executables keep their bytes; IPv6 addresses are RFC 5952
   assert.equal(r.commandLine, undefined, "no PROCTITLE record");
 });
 
-Deno.test("records of other rules, Unix addresses and interleaved events are kept apart", () => {
-  const other = [
-    [AUDIT.SYSCALL, BASH[0][1].replace('key="amp-dfc"', "key=(null)").replaceAll(":4)", ":9)")],
+Deno.test("connects of any rule count; other syscalls, Unix addresses and failed connects do not", () => {
+  // An administrator's connect rule matched first: its key, not amp's.
+  const otherKey = [
+    [
+      AUDIT.SYSCALL,
+      BASH[0][1].replace('key="amp-dfc"', 'key="net-connect"').replaceAll(":4)", ":9)"),
+    ],
     [AUDIT.SOCKADDR, BASH[1][1].replaceAll(":4)", ":9)")],
     [AUDIT.EOE, "audit(1795705582.805:9): "],
+  ] as const;
+  const openSyscall = [
+    [AUDIT.SYSCALL, BASH[0][1].replace("syscall=42", "syscall=257").replaceAll(":4)", ":11)")],
+    [AUDIT.SOCKADDR, BASH[1][1].replaceAll(":4)", ":11)")],
+    [AUDIT.EOE, "audit(1795705582.805:11): "],
   ] as const;
   const unix = [
     [AUDIT.SYSCALL, BASH[0][1].replaceAll(":4)", ":10)")],
     [AUDIT.SOCKADDR, "audit(1795705582.805:10): saddr=01002F72756E2F6E7363642F736F636B657400"],
     [AUDIT.EOE, "audit(1795705582.805:10): "],
   ] as const;
+  // EISCONN: a second connect() on a connected socket makes no flow.
+  const again = [
+    [AUDIT.SYSCALL, BASH[0][1].replace("exit=-111", "exit=-106").replaceAll(":4)", ":12)")],
+    [AUDIT.SOCKADDR, BASH[1][1].replaceAll(":4)", ":12)")],
+    [AUDIT.EOE, "audit(1795705582.805:12): "],
+  ] as const;
   // Two events interleaved, as records of different CPUs can be.
   const mixed = [BASH[0], PYTHON6[0], BASH[1], PYTHON6[1], PYTHON6[2], BASH[2], BASH[3]] as const;
-  const got = collect([...other, ...unix, ...mixed]);
-  assert.deepEqual(got.map((r) => r.serial), [5, 4]);
+  const got = collect([...otherKey, ...openSyscall, ...unix, ...again, ...mixed]);
+  assert.deepEqual(got.map((r) => r.serial), [9, 5, 4]);
+  // Another architecture's records (an i386 program) are not read as x86_64 ones.
+  const c = new ConnectRecordCollector("aarch64");
+  for (const [type, text] of BASH) assert.equal(c.add(type, text), undefined);
 });
 
 Deno.test("acks and status answers are told apart from records", () => {
@@ -153,8 +171,8 @@ Deno.test("parseSockaddr reads IPv4, IPv6 and IPv4-mapped addresses, and refuses
   assert.equal(parseSockaddr(hex("0A00")), undefined);
 });
 
-Deno.test("connectRule is an exit rule for connect with the arch, the address length and the key", () => {
-  const r = connectRule(0xc000003e, 42, 28);
+Deno.test("connectRule is an exit rule for connect with the arch, a field and the key", () => {
+  const r = connectRule(0xc000003e, 42, 202, 28);
   const v = new DataView(r.buffer);
   assert.equal(r.length, AUDIT_RULE_DATA.size + AUDIT_KEY.length);
   assert.equal(v.getUint32(AUDIT_RULE_DATA.flags, true), 4);
@@ -171,7 +189,17 @@ Deno.test("connectRule is an exit rule for connect with the arch, the address le
   assert.deepEqual(field(2), [210, AUDIT_KEY.length, AUDIT_EQUAL]);
   assert.equal(v.getUint32(AUDIT_RULE_DATA.buflen, true), AUDIT_KEY.length);
   assert.equal(new TextDecoder().decode(r.subarray(AUDIT_RULE_DATA.buf)), AUDIT_KEY);
-  assert.equal(connectRuleSet("x86_64")?.length, 2);
+  const [v4] = connectRuleSet("x86_64")!;
+  const v4View = new DataView(v4.buffer);
+  assert.deepEqual(
+    [
+      v4View.getUint32(AUDIT_RULE_DATA.fields + 4, true),
+      v4View.getUint32(AUDIT_RULE_DATA.values + 4, true),
+    ],
+    [113, 2],
+    "by default by address family (saddr_fam == AF_INET)",
+  );
+  assert.equal(connectRuleSet("x86_64", "length")?.length, 2);
   assert.equal(connectRuleSet("riscv64"), undefined);
   const req = auditRequest(AUDIT.ADD_RULE, 5, r);
   assert.equal(new DataView(req.buffer).getUint32(0, true), NLMSGHDR.size + r.length);
@@ -224,7 +252,7 @@ Deno.test("ConnectJoiner lets a flow go without a process when no record comes i
   // A record after that is kept for the next flow, then forgotten after keepMs.
   j.addRecord(record(12, "198.51.100.2", 80), 150);
   assert.deepEqual(j.addFlow(flow("198.51.100.2", 80), 2000), [], "expired record not used");
-  assert.deepEqual(j.drain().map((x) => x.dst), ["198.51.100.2"]);
+  assert.equal(j.waiting, 1, "the flow after the expired record waits");
   // ICMP flows never wait.
   const icmp = flow("198.51.100.2", 0, { protocol: "icmp" });
   assert.deepEqual(j.addFlow(icmp, 3000), [icmp]);

@@ -65,9 +65,11 @@ export interface ConntrackFlowSourceOptions {
    * Also name the process of flows whose socket is gone by the time they are
    * read, from audit records of `connect()` (adds two audit rules, key
    * amp-dfc, removed at close; see `audit_connect.ts`). If audit refuses,
-   * the source runs without it and `connectAudit` says why. Default false.
+   * the source runs without it and `connectAudit` says why. "auto" uses it
+   * only when kernel audit is already on; "on" turns audit on while the
+   * source runs. Default "off".
    */
-  connectAudit?: boolean;
+  connectAudit?: "off" | "auto" | "on";
   /** How long a flow without a process waits for its connect record (ms). Default 150. */
   connectWaitMs?: number;
 }
@@ -132,6 +134,10 @@ export class ConntrackFlowSource {
       if (m.type === "ready") {
         this.#audit = m.audit;
         ready();
+      } else if (m.type === "audit") {
+        const readded = (this.#audit?.readded ?? 0) + (m.audit.readded ?? 0);
+        this.#audit = m.audit.on ? { on: true, readded } : m.audit;
+        this.onAuditChange?.(this.#audit);
       } else if (m.type === "records") {
         this.#stats.events += m.events;
         this.#stats.lost += m.lost;
@@ -175,7 +181,7 @@ export class ConntrackFlowSource {
       receiveBufferBytes: options.receiveBufferBytes ?? 8 * 1024 * 1024,
       trackFlows: options.trackFlows ?? false,
       attribute: options.attributeProcesses ?? true,
-      connectAudit: options.connectAudit ?? false,
+      connectAudit: options.connectAudit ?? "off",
     };
     if (options.connectWaitMs !== undefined) start.connectWaitMs = options.connectWaitMs;
     if (options.netns !== undefined) start.netns = options.netns;
@@ -189,6 +195,9 @@ export class ConntrackFlowSource {
     source.#queue.clearError();
     return source;
   }
+
+  /** Called when the reader finds audit turned off, or amp's rules removed (and re-added). */
+  onAuditChange?: (state: ConnectAuditState) => void;
 
   /** Whether connect records are read (undefined when not asked for), and why not. */
   get connectAudit(): ConnectAuditState | undefined {

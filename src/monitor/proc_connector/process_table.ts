@@ -215,8 +215,8 @@ export class ProcessTable {
           // What the fork (and uid events) said; the parent's image as it is now.
           info.ppid ??= before.ppid;
           info.uid ??= before.uid;
-          const parent = info.ppid !== undefined ? this.#entries.get(info.ppid) : undefined;
-          info.parentExecutable ??= parent?.executable ?? before.parentExecutable;
+          // The parent's image at the fork: the pid may since belong to another process.
+          info.parentExecutable ??= before.parentExecutable;
         } else if (info.ppid === undefined || info.uid === undefined) {
           // Forked before the table started: /proc, while it still runs.
           const live = readProcessInfo(r.tgid, this.#proc);
