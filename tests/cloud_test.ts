@@ -102,6 +102,30 @@ for (const backend of ["sqlite", "postgres"] as Backend[]) {
   );
 
   test(
+    "a connector removed in the console registers anew with a waiting token",
+    async (cloud, c) => {
+      const first = await connected(c, cloud);
+      await cloud.admin("DELETE", `/computers/${first}`);
+      await waitFor(
+        "the refusal",
+        () => (c.link.status === "Disconnected" ? true : undefined),
+        10_000,
+      );
+      await Deno.writeTextFile(
+        `${c.root}/etc/amp/cloud_registration.token`,
+        cloud.registrationToken,
+      );
+      const again = await waitFor("registered again", async () => {
+        const identity = await loadIdentity(c.root);
+        return identity && identity.computerId !== first && c.link.status === "Connected"
+          ? identity
+          : undefined;
+      }, 15_000);
+      assert.notEqual(again.computerId, first);
+    },
+  );
+
+  test(
     "a policy change reaches the connector within one heartbeat (Policy Update)",
     async (cloud, c) => {
       const computer = await connected(c, cloud);

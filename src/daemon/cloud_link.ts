@@ -182,6 +182,8 @@ export class CloudLink {
   #nextHeartbeat = 0;
   #nextPrune = 0;
   #rejectedPolicy?: string;
+  /** The key the cloud last refused (401). */
+  #refusedKey?: string;
   #retrospective = 0;
   /** The quarantine list last sent (its JSON), so that unchanged lists are not sent again. */
   #sentQuarantine?: string;
@@ -394,7 +396,10 @@ export class CloudLink {
   async #register(): Promise<Identity | undefined> {
     // `amp cloud register` may have written an identity since the daemon started.
     const saved = await loadIdentity(this.#o.root);
-    if (saved?.url === this.#url) return (this.#identity = saved);
+    // A key the cloud refused is not tried again: a waiting token may register anew.
+    if (saved && saved.url === this.#url && saved.key !== this.#refusedKey) {
+      return (this.#identity = saved);
+    }
     const token = await waitingToken(this.#o.root);
     if (!token) return undefined;
     const identity = await registerConnector(this.#client!, token, {
@@ -475,6 +480,7 @@ export class CloudLink {
           "register again with amp cloud register --token TOKEN",
       );
       // A token waiting in the registration file is tried at the next round.
+      this.#refusedKey = this.#identity?.key;
       this.#identity = undefined;
     } else {
       this.#o.log.error(`Cloud link: ${message}`);
