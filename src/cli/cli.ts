@@ -37,9 +37,11 @@ export function makeCli(): Command {
   const program = new Command("amp")
     .description(
       "amp — open Linux endpoint protection: a daemon that scans files as they are\n" +
-        "written and executed (fanotify), convicts them with ClamAV (libclamav) and\n" +
-        "SHA-256 block and allow lists, quarantines or audits by policy, kills executed\n" +
-        "malware, and keeps events in /var/lib/amp/events.db.",
+        "written and executed (fanotify or the ampavflt module), convicts them with\n" +
+        "ClamAV (libclamav), SHA-256 block and allow lists and an optional cloud,\n" +
+        "quarantines or audits by policy, kills executed malware, correlates network\n" +
+        "flows with IP lists (DFC), and keeps events in /var/lib/amp/events.db.\n" +
+        "amp cloud serve runs a private cloud with a web console.",
     )
     .version(VERSION, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help for a command")

@@ -202,6 +202,7 @@ export function makeKmodCommand(io: CommandIo = defaultIo): Command {
         'it when amp.json says monitor.backend "avflt", or "auto" and the device exists.',
     );
   kmod.command("build")
+    .summary("compile ampavflt.ko for this kernel and say where it is")
     .description(
       "Compile ampavflt.ko for the running kernel (or --kernel-dir) in\n" +
         "/var/lib/amp/kmod/<release>/ and print where it is. Needs make, a C compiler\n" +
@@ -245,6 +246,7 @@ export function makeKmodCommand(io: CommandIo = defaultIo): Command {
       return io.exit(build.ok ? 0 : 1);
     });
   kmod.command("status")
+    .summary("whether the module is loaded, its counters, the backend auto picks")
     .description("Whether ampavflt is loaded, its device, counters, and the backend auto picks.")
     .option("--json", "print the state as JSON")
     .action(async (opts: { json?: boolean }) => {

@@ -18,7 +18,7 @@ import { type CommandIo, defaultIo } from "./command_io.ts";
 /** Builds `amp update`. */
 export function makeUpdateCommand(io: CommandIo = defaultIo): Command {
   return new Command("update")
-    .summary("update ClamAV signatures from the configured mirror and reload the daemon")
+    .summary("update signatures, IP lists and the cloud policy, then reload the daemon")
     .description(
       "What the hourly updater runs. One at a time (/var/lib/amp/update.lock); every step\n" +
         "is logged to /var/log/amp/ampupdater.log.\n\n" +
