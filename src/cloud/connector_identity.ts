@@ -10,6 +10,7 @@
  * @module
  */
 
+import { writeFileAtomic } from "../fs/write_atomic.ts";
 import { z } from "zod";
 import { resolveUnderRoot } from "../policy/load_policy.ts";
 import { VERSION } from "../version.ts";
@@ -51,9 +52,7 @@ export async function loadIdentity(root: string): Promise<Identity | undefined> 
 export async function saveIdentity(root: string, identity: Identity): Promise<void> {
   const path = resolveUnderRoot(root, IDENTITY_PATH);
   await Deno.mkdir(resolveUnderRoot(root, "/var/lib/amp"), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(identity, null, 2) + "\n", { mode: 0o600 });
-  await Deno.rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(identity, null, 2) + "\n", 0o600);
 }
 
 /** The registration token waiting in /etc/amp/cloud_registration.token, if any. */

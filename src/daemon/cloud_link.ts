@@ -75,7 +75,7 @@ import type { FileHasher } from "../engine/file_hasher.ts";
 import { JsFileHasher } from "../engine/file_hasher.ts";
 import type { OpenFile } from "../engine/pipeline.ts";
 import type { FileVerdict } from "../engine/verdict.ts";
-import { resolveUnderRoot } from "../policy/load_policy.ts";
+import { resolveUnderRoot, writePolicyFile } from "../policy/load_policy.ts";
 import type { Policy } from "../policy/schema.ts";
 import type { Quarantine } from "../protect/quarantine.ts";
 import type { AmpEvent } from "../store/event.ts";
@@ -554,11 +554,7 @@ export class CloudLink {
   ): Promise<void> {
     const key = `${ref.id}:${ref.serial}`;
     if (this.#rejectedPolicy === key) return;
-    const path = resolveUnderRoot(this.#o.root, "/etc/amp/policy.json");
-    const tmp = `${path}.cloud.tmp`;
-    await Deno.mkdir(resolveUnderRoot(this.#o.root, "/etc/amp"), { recursive: true });
-    await Deno.writeTextFile(tmp, JSON.stringify(document, null, 2) + "\n", { mode: 0o644 });
-    await Deno.rename(tmp, path);
+    await writePolicyFile(this.#o.root, document);
     this.#o.log.notice(`Policy #${ref.id} serial ${ref.serial} received from the cloud`);
     await this.#o.reload();
     const now = this.#o.policy();

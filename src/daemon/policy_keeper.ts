@@ -9,6 +9,7 @@
  * @module
  */
 
+import { writeFileAtomic } from "../fs/write_atomic.ts";
 import { builtinPolicy } from "../policy/builtin.ts";
 import {
   ConfigError,
@@ -54,9 +55,7 @@ export async function loadPolicyOrLastGood(root: string): Promise<PolicyLoad> {
 /** Records `policy` as the last good one (written atomically). */
 export async function saveLastGood(root: string, policy: Policy): Promise<void> {
   const path = resolveUnderRoot(root, LAST_GOOD_PATH);
-  const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(policy, null, 2) + "\n", { mode: 0o600 });
-  await Deno.rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(policy, null, 2) + "\n", 0o600);
 }
 
 /** True when two policies differ in anything that matters. */

@@ -6,11 +6,19 @@
  */
 import { posix } from "node:path";
 import { z } from "zod";
+import { writeFileAtomic } from "../fs/write_atomic.ts";
 import { builtinPolicy } from "./builtin.ts";
 import { type Policy, PolicySchema } from "./schema.ts";
 
 /** Where the policy lives, relative to `--root`. */
 export const POLICY_PATH = "/etc/amp/policy.json";
+
+/** Writes a policy document (as the cloud sent it) to `<root>/etc/amp/policy.json`, atomically, 0644. */
+export async function writePolicyFile(root: string, document: unknown): Promise<void> {
+  const path = resolveUnderRoot(root, POLICY_PATH);
+  await Deno.mkdir(posix.dirname(path), { recursive: true });
+  await writeFileAtomic(path, JSON.stringify(document, null, 2) + "\n", 0o644);
+}
 
 /** A bad policy or config file; `issues` holds zod's issues when the schema rejected it. */
 export class ConfigError extends Error {

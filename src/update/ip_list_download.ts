@@ -26,6 +26,7 @@
  */
 
 import { basename, dirname } from "node:path";
+import { writeFileAtomic } from "../fs/write_atomic.ts";
 import { loadConfig } from "../config/amp_config.ts";
 import { proxyOption } from "../cloud/cloud_client.ts";
 import { loadIdentity, readCaCerts } from "../cloud/connector_identity.ts";
@@ -223,8 +224,8 @@ async function downloadOne(
     const same = old !== undefined && old.length === bytes.length &&
       old.every((b, i) => b === bytes[i]);
     await Deno.mkdir(dirname(file), { recursive: true, mode: 0o755 });
-    if (!same) await writeAtomically(file, bytes);
-    await writeAtomically(`${file}.meta.json`, new TextEncoder().encode(JSON.stringify(next)));
+    if (!same) await writeFileAtomic(file, bytes, 0o644);
+    await writeFileAtomic(`${file}.meta.json`, JSON.stringify(next), 0o644);
     result.status = same ? "unchanged" : "updated";
   } catch (error) {
     result.detail = `cannot write ${file}: ${message(error)}`;
@@ -261,24 +262,4 @@ async function readAtMost(response: Response, limit: number): Promise<Uint8Array
     at += c.length;
   }
   return out;
-}
-
-async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${Deno.pid}`;
-  // A leftover of a run that died (or a link put there): removing it removes the link itself.
-  await Deno.remove(tmp).catch(() => {});
-  try {
-    await Deno.writeFile(tmp, bytes, { mode: 0o644, createNew: true });
-    await Deno.chmod(tmp, 0o644);
-    const f = await Deno.open(tmp, { read: true });
-    try {
-      await f.sync();
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, file);
-  } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
 }

@@ -29,11 +29,15 @@ import { readSignatureSet } from "../engine/clamav/clamav_engine.ts";
 import { DaemonUnavailableError } from "../ipc/ipc_errors.ts";
 import { FileSink } from "../log/file_sink.ts";
 import { Logger } from "../log/logger.ts";
-import { dirname } from "node:path";
 import { CloudClient } from "../cloud/cloud_client.ts";
 import { loadIdentity, readCaCerts } from "../cloud/connector_identity.ts";
 import type { PolicyResponse } from "../cloud/protocol.ts";
-import { loadPolicy, POLICY_PATH, resolveUnderRoot } from "../policy/load_policy.ts";
+import {
+  loadPolicy,
+  POLICY_PATH,
+  resolveUnderRoot,
+  writePolicyFile,
+} from "../policy/load_policy.ts";
 import { PolicySchema } from "../policy/schema.ts";
 import { downloadIpLists, type IpListDownload } from "./ip_list_download.ts";
 import { redactUrl } from "../support/redact.ts";
@@ -277,18 +281,16 @@ async function fetchPolicy(root: string, config: AmpConfig): Promise<PolicyStep>
   if (local && local.id === got.id && local.serial === got.serial) {
     return { status: "up-to-date", message: `policy #${got.id} serial ${got.serial}`, policy: got };
   }
-  const path = resolveUnderRoot(root, POLICY_PATH);
-  const tmp = `${path}.update.tmp`;
   try {
-    await Deno.mkdir(dirname(path), { recursive: true });
-    await Deno.writeTextFile(tmp, JSON.stringify(answer.document, null, 2) + "\n", {
-      mode: 0o644,
-    });
-    await Deno.rename(tmp, path);
+    await writePolicyFile(root, answer.document);
   } catch (error) {
     // The other steps still run; this one failed.
-    await Deno.remove(tmp).catch(() => {});
-    return { status: "rejected", message: `cannot write ${path}: ${message(error)}, policy kept` };
+    return {
+      status: "rejected",
+      message: `cannot write ${resolveUnderRoot(root, POLICY_PATH)}: ${
+        message(error)
+      }, policy kept`,
+    };
   }
   return {
     status: "updated",
