@@ -27,6 +27,7 @@
 
 import { basename, dirname } from "node:path";
 import { writeFileAtomic } from "../fs/write_atomic.ts";
+import { readBodyAtMost } from "../cloud/read_body.ts";
 import { loadConfig } from "../config/amp_config.ts";
 import { proxyOption } from "../cloud/cloud_client.ts";
 import { loadIdentity, readCaCerts } from "../cloud/connector_identity.ts";
@@ -177,16 +178,9 @@ async function downloadOne(
     return result;
   }
   const limit = options.maxBytes ?? MAX_LIST_BYTES;
-  const declared = Number(response.headers.get("content-length") ?? "0");
-  if (declared > limit) {
-    await response.body?.cancel();
-    result.detail = `too large (${declared} bytes, at most ${limit})`;
-    return result;
-  }
   let bytes: Uint8Array;
   try {
-    // Counted as it comes: a chunked answer says no length up front.
-    const got = await readAtMost(response, limit);
+    const got = await readBodyAtMost(response, limit);
     if (!got) {
       result.detail = `too large (more than ${limit} bytes); keeping the list in place`;
       return result;
@@ -245,21 +239,3 @@ function isUnder(url: string, base: URL): boolean {
 }
 
 /** Writes a new file beside `file` (never through a link) and renames it over `file`. */
-/** The body, or undefined once it passes `limit` bytes (the rest is not read). */
-async function readAtMost(response: Response, limit: number): Promise<Uint8Array | undefined> {
-  if (!response.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    size += chunk.length;
-    if (size > limit) return undefined; // leaving the loop cancels the body
-    chunks.push(chunk);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}

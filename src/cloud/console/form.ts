@@ -5,6 +5,8 @@
  * @module
  */
 
+import { readBodyAtMost } from "../read_body.ts";
+
 /** Largest form body accepted by default (1 MiB); imports allow more. */
 export const MAX_FORM_BYTES = 1024 * 1024;
 
@@ -38,26 +40,8 @@ export async function readForm(
     await request.body?.cancel();
     throw new FormError(415, "Expected a form (application/x-www-form-urlencoded)");
   }
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > maxBytes) {
-    await request.body?.cancel();
-    throw new FormError(413, `The form is larger than ${maxBytes} bytes`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (request.body) {
-    for await (const chunk of request.body) {
-      size += chunk.length;
-      if (size > maxBytes) throw new FormError(413, `The form is larger than ${maxBytes} bytes`);
-      chunks.push(chunk);
-    }
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
+  const bytes = await readBodyAtMost(request, maxBytes);
+  if (!bytes) throw new FormError(413, `The form is larger than ${maxBytes} bytes`);
   return new URLSearchParams(new TextDecoder().decode(bytes));
 }
 

@@ -29,6 +29,7 @@
  * @module
  */
 
+import { readBodyAtMost } from "../read_body.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { parseHashList } from "../../engine/hash_list.ts";
@@ -463,29 +464,9 @@ async function readJson(
   empty?: unknown,
   max = MAX_BODY_BYTES,
 ): Promise<unknown> {
-  const length = Number(request.headers.get("content-length") ?? "0");
-  if (length > max) {
-    await request.body?.cancel();
-    throw new HttpError(413, "too-large", `Request body over ${max} bytes`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (request.body) {
-    for await (const chunk of request.body) {
-      size += chunk.length;
-      if (size > max) {
-        throw new HttpError(413, "too-large", `Request body over ${max} bytes`);
-      }
-      chunks.push(chunk);
-    }
-  }
-  if (size === 0 && empty !== undefined) return empty;
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
+  const bytes = await readBodyAtMost(request, max);
+  if (!bytes) throw new HttpError(413, "too-large", `Request body over ${max} bytes`);
+  if (bytes.length === 0 && empty !== undefined) return empty;
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch {
